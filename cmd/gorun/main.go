@@ -1,0 +1,254 @@
+// Command gorun starts N ranks of a program on this machine, MPI style:
+//
+//	gorun -n 8 ./sim -steps 100
+//
+// gorun's own flags come before PROGRAM; everything after PROGRAM is passed
+// to the program untouched. See gorun --help, and package launcher for the
+// behaviour and the exit statuses.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gorun-hpc/gorun/launcher"
+)
+
+// version is gorun's version, set at link time with
+// -ldflags "-X main.version=v1.2.3"; empty means the module version from
+// the build information.
+var version string
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// exitError is an error that decides gorun's exit status.
+type exitError struct {
+	msg  string
+	code int
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// usage returns an error for a command-line mistake (exit status 2).
+func usage(format string, args ...any) error {
+	return &exitError{msg: fmt.Sprintf(format, args...) + " (see gorun --help)", code: launcher.ExitUsage}
+}
+
+// run runs gorun with the command line args (args[0] is the program name)
+// and returns its exit status. Ctrl-C (SIGINT) and SIGTERM stop the job.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	// Like signal.NotifyContext, but the cause records which signal came,
+	// so that the job exits with 130 or 143.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // exits at the first signal or when run returns; joined below
+		defer wg.Done()
+		select {
+		case s := <-sigs:
+			sig, _ := s.(syscall.Signal)
+			cancel(launcher.Interrupt{Signal: sig})
+		case <-done:
+		}
+	}()
+	defer wg.Wait()
+	defer close(done)
+
+	code := 0
+	app := newApp(stdin, stdout, stderr, &code)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return code
+	}
+	msg := strings.TrimPrefix(err.Error(), "launcher: ")
+	fmt.Fprintf(stderr, "gorun: %s\n", msg)
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.Is(err, launcher.ErrUsage):
+		return launcher.ExitUsage
+	case code != 0:
+		return code
+	}
+	return launcher.ExitFailure
+}
+
+const usageText = `gorun [flags] PROGRAM [ARGS...]
+
+PROGRAM is an executable (./sim, /usr/bin/hostname), a command on PATH
+(hostname) or a Go package directory (./examples/hello), which gorun
+builds first like "go run". gorun's flags must come before PROGRAM;
+everything after PROGRAM goes to the program untouched (use -- to end
+gorun's flags explicitly).`
+
+const description = `Starts N copies ("ranks") of PROGRAM on this machine and waits for them.
+Each rank finds its rank and the job size in GORUN_RANK and GORUN_SIZE
+(package mpi reads them). Rank output is forwarded line by line, never
+mixing two ranks within a line; standard input goes to rank 0.
+
+When one rank fails (non-zero status or a signal) or calls Abort, gorun
+says which, stops the other ranks (SIGTERM, SIGKILL a second later) and
+exits with that rank's status (128+N for signal N). Other statuses: 124
+for --timeout, 130 / 143 when gorun gets SIGINT / SIGTERM, 2 for usage
+errors, 1 when gorun itself fails (e.g. the package does not compile).
+
+Examples:
+   gorun -n 4 hostname                   run hostname four times
+   gorun -n 8 ./examples/pi              build the package, run 8 ranks
+   gorun -np 4 ./sim -steps 100          -steps 100 goes to ./sim
+   gorun -n 4 -l ./sim                   prefix each line with [rank]
+   gorun -n 4 --output-dir out ./sim     out/rank.0.stdout, out/rank.0.stderr, ...
+   gorun -n 2 -x OMP_NUM_THREADS=4 -x HOME ./sim
+   gorun -n 16 --timeout 5m ./sim        give up after five minutes`
+
+// newApp returns the urfave/cli application; the root action stores the
+// job's exit status in *code.
+func newApp(stdin io.Reader, stdout, stderr io.Writer, code *int) *cli.App {
+	return &cli.App{
+		Name:                      "gorun",
+		Usage:                     "run a program as N parallel ranks (MPI style)",
+		UsageText:                 usageText,
+		Description:               description,
+		Version:                   versionString(),
+		HideHelpCommand:           true, // "gorun help" would shadow a program named help
+		DisableSliceFlagSeparator: true, // -x A=b,c keeps its comma
+		Reader:                    stdin,
+		Writer:                    stdout,
+		ErrWriter:                 stderr,
+		// Errors are printed and mapped to exit statuses by run.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			msg := err.Error()
+			if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+				return usage("unknown flag %s; gorun's flags go before PROGRAM", name)
+			}
+			return usage("%s", msg)
+		},
+		Flags: []cli.Flag{
+			&cli.IntFlag{
+				Name: "n", Aliases: []string{"np"},
+				Value:       runtime.NumCPU(),
+				DefaultText: "number of CPUs, " + strconv.Itoa(runtime.NumCPU()) + " here",
+				Usage:       "start `N` ranks; more ranks than CPUs is fine",
+			},
+			&cli.BoolFlag{
+				Name: "oversubscribe", DisableDefaultText: true,
+				Usage: "accepted for mpirun compatibility; gorun always allows more ranks than CPUs",
+			},
+			&cli.BoolFlag{
+				Name: "tag-output", Aliases: []string{"l", "prepend-rank"}, DisableDefaultText: true,
+				Usage: "prefix each output line with [rank] (off by default, as in mpirun, so single-rank output and pipes stay clean)",
+			},
+			&cli.StringFlag{
+				Name: "output-dir", Aliases: []string{"output-filename"},
+				Usage: "write each rank's output to `DIR`/rank.R.stdout and DIR/rank.R.stderr instead of the terminal",
+			},
+			&cli.StringSliceFlag{
+				Name:  "x",
+				Usage: "export `NAME=VALUE` to every rank, or NAME with gorun's value (repeatable)",
+			},
+			&cli.StringFlag{
+				Name:  "wdir",
+				Usage: "run the ranks in `DIR` (PROGRAM is still found from the current directory)",
+			},
+			&cli.GenericFlag{
+				Name:  "timeout",
+				Value: new(timeoutValue),
+				Usage: "stop the job after `DURATION` (e.g. 90s, 5m; a bare number is seconds) and exit with status 124",
+			},
+		},
+		Commands: []*cli.Command{{
+			Name:            "daemon",
+			Usage:           "(reserved, not implemented yet) per-host agent for multi-host jobs",
+			SkipFlagParsing: true,
+			Action: func(*cli.Context) error {
+				return &exitError{code: launcher.ExitFailure,
+					msg: `"gorun daemon" is not implemented yet (multi-host jobs come in a later release); to run a program named daemon, write ./daemon or its full path`}
+			},
+		}},
+		Action: func(c *cli.Context) error {
+			if !c.Args().Present() {
+				return usage("missing PROGRAM; usage: gorun [flags] PROGRAM [ARGS...]")
+			}
+			cfg := launcher.Config{
+				N:         c.Int("n"),
+				Program:   c.Args().First(),
+				Args:      c.Args().Tail(),
+				Env:       c.StringSlice("x"),
+				Wdir:      c.String("wdir"),
+				TagOutput: c.Bool("tag-output"),
+				OutputDir: c.String("output-dir"),
+				Timeout:   time.Duration(*c.Generic("timeout").(*timeoutValue)),
+				Stdin:     stdin,
+				Stdout:    stdout,
+				Stderr:    stderr,
+			}
+			var err error
+			*code, err = launcher.Run(c.Context, cfg)
+			return err
+		},
+	}
+}
+
+// timeoutValue is the value of --timeout: a Go duration or, as in
+// mpirun, a number of seconds.
+type timeoutValue time.Duration
+
+func (v *timeoutValue) Set(s string) error {
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		if secs < 0 {
+			return fmt.Errorf("negative timeout %s", s)
+		}
+		*v = timeoutValue(secs * float64(time.Second))
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration such as 90s or 5m, or seconds")
+	}
+	if d < 0 {
+		return fmt.Errorf("negative timeout %s", s)
+	}
+	*v = timeoutValue(d)
+	return nil
+}
+
+func (v *timeoutValue) String() string {
+	if v == nil || *v == 0 {
+		return ""
+	}
+	return time.Duration(*v).String()
+}
+
+// versionString returns version, or the module version recorded in the
+// binary, or "(devel)".
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

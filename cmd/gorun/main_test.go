@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/gorun-hpc/gorun/launcher/launchertest"
+)
+
+// Built by TestMain: the gorun command and the launcher's test helper.
+var gorunBin, rankprog string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gorun-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	gorunBin, err = launchertest.Build(dir, ".")
+	if err == nil {
+		rankprog, err = launchertest.Build(dir, launchertest.Rankprog)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// gorun runs the command in-process with args after "gorun" and returns its
+// exit status and output. Tests using it must not be parallel: urfave/cli
+// writes to its package-level help and version flags on every run.
+func gorun(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	code = run(append([]string{"gorun"}, args...), strings.NewReader(stdin), &out, &errs)
+	return code, out.String(), errs.String()
+}
+
+func lines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string // the one line on stderr
+	}{
+		{"unknown-flag", []string{"--bogus", rankprog}, 2,
+			"gorun: unknown flag -bogus; gorun's flags go before PROGRAM (see gorun --help)"},
+		{"n=0", []string{"-n", "0", rankprog}, 2,
+			"gorun: the number of ranks (-n) must be at least 1, got 0"},
+		{"np=-2", []string{"-np", "-2", rankprog}, 2,
+			"gorun: the number of ranks (-n) must be at least 1, got -2"},
+		{"n-not-a-number", []string{"-n", "many", rankprog}, 2,
+			`gorun: invalid value "many" for flag -n: parse error (see gorun --help)`},
+		{"missing-program", []string{"-n", "2"}, 2,
+			"gorun: missing PROGRAM; usage: gorun [flags] PROGRAM [ARGS...] (see gorun --help)"},
+		{"no-args", nil, 2,
+			"gorun: missing PROGRAM; usage: gorun [flags] PROGRAM [ARGS...] (see gorun --help)"},
+		{"nonexistent", []string{"-n", "2", "./no-such-program"}, 2,
+			`gorun: program "./no-such-program" does not exist`},
+		{"not-on-path", []string{"no-such-command-gorun"}, 2,
+			`gorun: program "no-such-command-gorun" not found on PATH; give a path (./no-such-command-gorun), a command on PATH or a Go package directory`},
+		{"bad-timeout", []string{"--timeout", "soon", rankprog}, 2,
+			`gorun: invalid value "soon" for flag -timeout: want a duration such as 90s or 5m, or seconds (see gorun --help)`},
+		{"daemon", []string{"daemon", "--listen", "127.0.0.1:7070"}, 1,
+			`gorun: "gorun daemon" is not implemented yet (multi-host jobs come in a later release); to run a program named daemon, write ./daemon or its full path`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := gorun(t, "", tt.args...)
+			if code != tt.code {
+				t.Errorf("gorun %q exited %d; want %d", tt.args, code, tt.code)
+			}
+			if got := lines(stderr); !slices.Equal(got, []string{tt.want}) {
+				t.Errorf("gorun %q said %q; want %q", tt.args, got, tt.want)
+			}
+			if stdout != "" {
+				t.Errorf("gorun %q printed %q on stdout; want nothing", tt.args, stdout)
+			}
+		})
+	}
+}
+
+func TestNotExecutable(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "script")
+	if err := os.WriteFile(f, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := gorun(t, "", "-n", "2", f)
+	want := fmt.Sprintf("gorun: program %q is not executable (chmod +x %s)", f, f)
+	if code != 2 || strings.TrimSpace(stderr) != want {
+		t.Errorf("exit %d, %q; want 2, %q", code, stderr, want)
+	}
+}
+
+func TestCompileError(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "bad")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{
+		"go.mod":  "module example.com/bad\n\ngo 1.26\n",
+		"main.go": "package main\n\nfunc main() { notDefined() }\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, _, stderr := gorun(t, "", "-n", "2", dir)
+	if code != 1 || !strings.Contains(stderr, "undefined: notDefined") ||
+		!strings.Contains(stderr, "gorun: cannot build Go package "+dir) {
+		t.Errorf("exit %d, stderr:\n%s\nwant 1, the compiler's error and gorun's line", code, stderr)
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	code, stdout, _ := gorun(t, "", "--version")
+	if code != 0 || !strings.HasPrefix(stdout, "gorun version ") {
+		t.Errorf("--version: exit %d, %q", code, stdout)
+	}
+	code, stdout, _ = gorun(t, "", "--help")
+	for _, want := range []string{"gorun [flags] PROGRAM [ARGS...]", "Examples:", "--tag-output", "-x NAME=VALUE", "daemon"} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("--help: exit %d, output lacks %q", code, want)
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	wdir := t.TempDir()
+	outDir := filepath.Join(t.TempDir(), "out")
+	t.Setenv("GORUN_TEST_COPY", "copied")
+	tests := []struct {
+		name string
+		args []string
+		want []string // stdout lines, sorted
+	}{
+		{"program-flags-untouched", []string{"-n", "1", rankprog, "args", "-steps", "100", "-n", "5", "--tag-output"},
+			[]string{"arg 0 --tag-output", "arg 0 -n", "arg 0 -steps", "arg 0 100", "arg 0 5", "arg 0 args"}},
+		{"double-dash", []string{"-np", "2", "--", rankprog, "args", "-x"},
+			[]string{"arg 0 -x", "arg 0 args", "arg 1 -x", "arg 1 args"}},
+		{"oversubscribe", []string{"-n", "5", "--oversubscribe", rankprog, "lines", "0"}, nil},
+		{"tag-output", []string{"-n", "2", "-l", rankprog, "cwd"}, nil}, // checked below
+		{"export", []string{"-n", "2", "-x", "GORUN_TEST_COPY", "-x", "A=1,2", rankprog, "env", "GORUN_TEST_COPY", "A"},
+			[]string{"env 0 A=1,2", "env 0 GORUN_TEST_COPY=copied", "env 1 A=1,2", "env 1 GORUN_TEST_COPY=copied"}},
+		{"wdir", []string{"-n", "1", "--wdir", wdir, rankprog, "cwd"}, []string{"cwd 0 " + wdir}},
+		{"command-on-path", []string{"-n", "2", "echo", "-n", "hi"}, []string{"hi", "hi"}},
+		{"output-dir", []string{"-n", "2", "--output-filename", outDir, rankprog, "lines", "1"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := gorun(t, "", tt.args...)
+			if code != 0 {
+				t.Fatalf("gorun %q exited %d; stderr:\n%s", tt.args, code, stderr)
+			}
+			got := lines(stdout)
+			slices.Sort(got)
+			switch tt.name {
+			case "tag-output":
+				for _, l := range got {
+					if !strings.HasPrefix(l, "[0] cwd 0 ") && !strings.HasPrefix(l, "[1] cwd 1 ") {
+						t.Errorf("line %q lacks its [rank] tag", l)
+					}
+				}
+			case "output-dir":
+				for r := range 2 {
+					b, err := os.ReadFile(filepath.Join(outDir, fmt.Sprintf("rank.%d.stdout", r)))
+					if err != nil || !strings.HasPrefix(string(b), fmt.Sprintf("rank %d line 0 ", r)) {
+						t.Errorf("rank.%d.stdout = %q, %v", r, b, err)
+					}
+				}
+			default:
+				if !slices.Equal(got, tt.want) {
+					t.Errorf("gorun %q printed %q; want %q", tt.args, got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestStdin(t *testing.T) {
+	code, stdout, _ := gorun(t, "a\nb\n", "-n", "3", rankprog, "echo")
+	if want := []string{"stdin 0: a", "stdin 0: b"}; code != 0 || !slices.Equal(lines(stdout), want) {
+		t.Errorf("exit %d, output %q; want 0, %q", code, stdout, want)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	code, _, stderr := gorun(t, "", "-n", "2", "--timeout", "0.2", rankprog, "block")
+	if want := "gorun: job timed out after 200ms; stopping 2 ranks"; code != 124 || strings.TrimSpace(stderr) != want {
+		t.Errorf("exit %d, stderr %q; want 124, %q", code, stderr, want)
+	}
+}
+
+func TestRankFailure(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := gorun(t, "", "-n", "3", rankprog, "barrier", dir, "exit", "1", "7", "block")
+	if code != 7 || !strings.HasPrefix(stderr, "gorun: rank 1 (pid ") ||
+		!strings.HasSuffix(stderr, ") exited with status 7; stopping 2 other ranks\n") {
+		t.Errorf("exit %d, stderr %q; want 7 and the report of rank 1", code, stderr)
+	}
+}
+
+// startJob starts the gorun binary with n blocked ranks and returns it once
+// every rank runs, with the ranks' pids.
+func startJob(t *testing.T, n int, rankArgs ...string) (*exec.Cmd, *bytes.Buffer, []int) {
+	t.Helper()
+	dir := t.TempDir()
+	args := append([]string{"-n", strconv.Itoa(n), rankprog, "barrier", dir}, rankArgs...)
+	cmd := exec.Command(gorunBin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Safety net for a failed test; the process is normally gone.
+		_ = cmd.Process.Kill()
+	})
+	launchertest.WaitFiles(t, dir, "pid.*", n)
+	pids := make([]int, n)
+	for r := range n {
+		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("pid.%d", r)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pids[r], err = strconv.Atoi(string(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cmd, &stderr, pids
+}
+
+func TestSignals(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		t.Run(tt.sig.String(), func(t *testing.T) {
+			t.Parallel()
+			cmd, stderr, pids := startJob(t, 3, "ignoreterm", "block")
+			if err := cmd.Process.Signal(tt.sig); err != nil {
+				t.Fatal(err)
+			}
+			var ee *exec.ExitError
+			if err := cmd.Wait(); !errors.As(err, &ee) || ee.ExitCode() != tt.code {
+				t.Errorf("gorun ended with %v; want exit status %d", err, tt.code)
+			}
+			if want := "gorun: interrupted; stopping 3 ranks\n"; stderr.String() != want {
+				t.Errorf("stderr %q; want %q", stderr.String(), want)
+			}
+			// gorun reaped its ranks before exiting.
+			for _, pid := range pids {
+				if !launchertest.Gone(pid) {
+					t.Errorf("rank process %d still runs", pid)
+				}
+			}
+		})
+	}
+}
+
+func TestRanksDieWithGorun(t *testing.T) {
+	t.Parallel()
+	cmd, _, pids := startJob(t, 3, "ignoreterm", "block")
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// Error expected: gorun was killed.
+	_ = cmd.Wait()
+	launchertest.WaitGone(t, pids...)
+}

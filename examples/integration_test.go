@@ -1,0 +1,231 @@
+package examples_test
+
+// Integration tests: the real gorun binary launching real rank processes that
+// talk through the real runtime. They check results, exit statuses, messages
+// and that nothing outlives a job.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var bin struct{ gorun, testprog string }
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gorun-examples-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin.gorun = filepath.Join(dir, "gorun")
+	bin.testprog = filepath.Join(dir, "testprog")
+	for out, pkg := range map[string]string{bin.gorun: "../cmd/gorun", bin.testprog: "./internal/testprog"} {
+		args := []string{"build", "-o", out}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, pkg)...)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// gorun runs the gorun binary with args and returns its exit code and output.
+func gorun(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin.gorun, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("gorun %v: %v", args, err)
+	}
+	return result{code, stdout.String(), stderr.String()}
+}
+
+var pidLine = regexp.MustCompile(`(?m)^pid (\d+) (\d+)$`)
+
+// pids returns the rank pids a testprog job printed.
+func pids(out string) []int {
+	var ps []int
+	for _, m := range pidLine.FindAllStringSubmatch(out, -1) {
+		p, _ := strconv.Atoi(m[2])
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// alive reports whether pid is a live (not zombie) process.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// requireGone fails if any pid is still running once gorun has exited.
+func requireGone(t *testing.T, ps []int) {
+	t.Helper()
+	for _, p := range ps {
+		if alive(p) {
+			t.Errorf("rank process %d is still running after gorun exited", p)
+		}
+	}
+}
+
+func shmFiles(t *testing.T) []string {
+	t.Helper()
+	m, _ := filepath.Glob("/dev/shm/gorun-*")
+	return m
+}
+
+func TestRing(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 8} {
+		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
+			r := gorun(t, "-n", strconv.Itoa(n), "./ring", "-laps", "4")
+			if r.code != 0 {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+			}
+			want := fmt.Sprintf("ring of %d ranks: 4 laps, token %d (correct)", n, 4*n*(n-1)/2)
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+			}
+		})
+	}
+}
+
+func TestHello(t *testing.T) {
+	r := gorun(t, "-n", "3", "./hello")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for rank := range 3 {
+		if !strings.Contains(r.stdout, fmt.Sprintf("hello from rank %d of 3 on ", rank)) {
+			t.Errorf("no hello from rank %d:\n%s", rank, r.stdout)
+		}
+	}
+}
+
+// TestExchange: every pair of 5 ranks exchanges messages of random sizes and
+// tags over the real transports; every element and the order are checked.
+func TestExchange(t *testing.T) {
+	before := shmFiles(t)
+	r := gorun(t, "-n", "5", bin.testprog, "exchange", "40")
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	for rank := range 5 {
+		if !strings.Contains(r.stdout, fmt.Sprintf("rank %d exchanged ok", rank)) {
+			t.Errorf("rank %d did not finish:\n%s\n%s", rank, r.stdout, r.stderr)
+		}
+	}
+	requireGone(t, pids(r.stdout))
+	if after := shmFiles(t); len(after) > len(before) {
+		t.Errorf("/dev/shm files left behind: %v", after)
+	}
+}
+
+// TestRankFails: one rank exits with status 3 while the others block
+// receiving from it: gorun names the rank, exits 3 and leaves nothing.
+func TestRankFails(t *testing.T) {
+	r := gorun(t, "-n", "4", bin.testprog, "fail", "2", "3")
+	if r.code != 3 {
+		t.Fatalf("exit %d; want 3\nstderr:\n%s", r.code, r.stderr)
+	}
+	if !regexp.MustCompile(`gorun: rank 2 \(pid \d+ on host \S+\) exited with status 3`).MatchString(r.stderr) {
+		t.Errorf("stderr does not name rank 2, its pid, host and status:\n%s", r.stderr)
+	}
+	if ps := pids(r.stdout); len(ps) != 4 {
+		t.Errorf("saw %d pids; want 4\n%s", len(ps), r.stdout)
+	} else {
+		requireGone(t, ps)
+	}
+}
+
+func TestRankKilled(t *testing.T) {
+	r := gorun(t, "-n", "3", bin.testprog, "kill", "1", "0")
+	if r.code != 128+9 {
+		t.Fatalf("exit %d; want 137\nstderr:\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "rank 1") || !strings.Contains(r.stderr, "signal 9") {
+		t.Errorf("stderr does not name rank 1 and signal 9:\n%s", r.stderr)
+	}
+	requireGone(t, pids(r.stdout))
+}
+
+func TestTimeout(t *testing.T) {
+	r := gorun(t, "-n", "3", "--timeout", "2s", bin.testprog, "block")
+	if r.code == 0 {
+		t.Fatalf("a job of blocked ranks exited 0 under --timeout")
+	}
+	if !strings.Contains(r.stderr, "timed out") {
+		t.Errorf("stderr does not say the job timed out:\n%s", r.stderr)
+	}
+	requireGone(t, pids(r.stdout))
+}
+
+// TestInterrupt: SIGINT to gorun while every rank is blocked in a receive
+// ends the job with status 130 and no rank left running.
+func TestInterrupt(t *testing.T) {
+	cmd := exec.Command(bin.gorun, "-n", "3", bin.testprog, "block")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Every rank prints its pid after Init; wait for all three.
+	var ps []int
+	sc := bufio.NewScanner(stdout)
+	for len(ps) < 3 && sc.Scan() {
+		ps = append(ps, pids(sc.Text())...)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() { // drain until gorun closes its stdout
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("gorun after SIGINT: %v; want exit status 130\n%s", err, stderr.String())
+	}
+	requireGone(t, ps)
+}

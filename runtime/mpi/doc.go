@@ -1,0 +1,68 @@
+// Package mpi is gorun's message-passing runtime: the API a parallel Go
+// program uses to exchange messages between the ranks that `gorun -n N`
+// starts.
+//
+// # Lifecycle
+//
+//	world, err := mpi.Init(ctx)   // join the job; world holds every rank
+//	if err != nil { … }
+//	defer world.Finalize()        // collective: every rank calls it
+//	rank, size := world.Rank(), world.Size()
+//
+// Without a launcher (go run ./prog, or running the binary directly) Init
+// returns a world of size 1, so programs also run alone.
+//
+// # Messages
+//
+// Typed calls are generic functions over slices of any Numeric element type;
+// the bytes travel as they are in memory, with no encoding:
+//
+//	err = mpi.Send(world, temps, 1, tagHalo)                // []float64
+//	st, err := mpi.Recv(world, buf, mpi.AnySource, mpi.AnyTag)
+//	st.Source, st.Tag, st.Count                            // who, which, how many
+//
+// Any Go value travels through msgpack with SendValue and RecvValue.
+// Non-blocking calls (Isend, Irecv, Issend) return a *Request to Wait on;
+// Sendrecv is the deadlock-free exchange stencils need; Ssend completes only
+// once the receiver has matched the message; Probe and Iprobe look at a
+// message before receiving it.
+//
+// # Ordering and matching
+//
+// A receive matches a message by communicator, source and tag; AnySource and
+// AnyTag are wildcards, accepted only when receiving. Messages from one rank
+// to another on one communicator are non-overtaking: of the messages that
+// match a receive, the earliest sent is taken. Receives posted earlier match
+// first. Each communicator has its own matching context, and collective
+// algorithms use a second one (Comm.Collective), so their traffic never
+// matches user receives.
+//
+// # Buffering
+//
+// A send returns once its buffer may be reused. Messages that arrive before
+// a matching receive is posted are buffered by the receiver, so a blocking
+// Send never waits for the receiver to post (Ssend does, by design).
+//
+// # Concurrency
+//
+// Every function and method is safe for concurrent use by any number of
+// goroutines (MPI_THREAD_MULTIPLE). Order between messages sent concurrently
+// by different goroutines is whatever order the sends happened in.
+//
+// # Errors and failures
+//
+// Nothing panics or exits on a caller's mistake: every call returns an error,
+// an *Error that names the operation, ranks and tag and wraps a sentinel for
+// errors.Is (ErrTruncate, ErrType, ErrRank, ErrTag, ErrPeerLost, ErrAborted,
+// ErrFinalized). When a rank dies, operations waiting on it fail with
+// ErrPeerLost, and the launcher ends the job; no call hangs forever on a
+// dead peer.
+//
+// # Transports
+//
+// Each peer is reached through one transport, chosen at Init: the rank
+// itself through a loopback copy, other processes through TCP (shared memory
+// within a host is the next step), goroutine ranks of one test process
+// through an in-process hub (package mpitest). Set GORUN_TRANSPORT=tcp to
+// force TCP for comparison.
+package mpi

@@ -1,0 +1,421 @@
+package mpi
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/gorun-hpc/gorun/runtime/internal/match"
+	"github.com/gorun-hpc/gorun/runtime/transport"
+)
+
+// request is one pending receive, probe or synchronous send. It completes
+// exactly once: complete closes done after status and err are set.
+type request struct {
+	comm    *Comm
+	op      string
+	peer    int // as the user gave it (communicator rank or wildcard), for errors
+	tag     int
+	pattern match.Envelope // receive and probe pattern, world ranks
+
+	buf   []byte // typed receive: destination memory
+	typ   uint8  // typed receive: expected element type code
+	value bool   // value receive: take a payload of any length into data
+	probe bool   // probe: complete on arrival without consuming
+	data  []byte // value receive: the payload, owned by the request
+
+	dst int32 // synchronous send: destination world rank
+
+	done   chan struct{}
+	status Status
+	err    error
+}
+
+func newRequest(c *Comm, op string, peer, tag int) *request {
+	return &request{comm: c, op: op, peer: peer, tag: tag, done: make(chan struct{})}
+}
+
+// complete records the outcome and wakes waiters. Call with engine.mu held
+// or before the request is shared.
+func (r *request) complete(st Status, err error) {
+	r.status = st
+	if err != nil {
+		r.err = r.comm.errorf(r.op, r.peer, r.tag, err)
+	}
+	close(r.done)
+}
+
+// message is an unexpected message: its header arrived before a matching
+// receive was posted. Its payload may still be streaming in.
+type message struct {
+	h        transport.Header
+	data     []byte
+	complete bool     // payload fully delivered
+	err      error    // the sender was lost before the payload completed
+	waiter   *request // receive that matched before the payload completed
+	discard  bool     // matched by a receive that failed; drop on delivery
+}
+
+// slot is the frame currently streaming in from one source.
+type slot struct {
+	req *request // payload lands in a posted receive
+	msg *message // payload lands in an unexpected message
+}
+
+// engine matches inbound frames to receives. It implements transport.Sink
+// for every transport of its world. All state is guarded by mu; mu is never
+// held while calling a transport.
+type engine struct {
+	w *world
+
+	mu       sync.Mutex // guards the fields below
+	q        match.Queue[*request, *message]
+	inflight []slot  // by source world rank
+	lost     []error // by world rank: why that peer is gone
+	anyLost  error   // first lost peer's error, fails wildcard receives
+	aborted  error
+	syncs    map[uint64]*request // synchronous sends awaiting their ack
+	nextSeq  uint64
+	probes   []*request
+
+	acks sync.WaitGroup // goroutines sending acks; joined by Finalize
+}
+
+func newEngine(w *world, size int) *engine {
+	return &engine{
+		w:        w,
+		inflight: make([]slot, size),
+		lost:     make([]error, size),
+		syncs:    make(map[uint64]*request),
+	}
+}
+
+func envelopeMatches(p, env match.Envelope) bool {
+	return p.Context == env.Context &&
+		(p.Source == match.Any || p.Source == env.Source) &&
+		(p.Tag == match.Any || p.Tag == env.Tag)
+}
+
+// statusOf builds the status of h as seen from communicator c.
+func statusOf(c *Comm, h transport.Header) Status {
+	n := int(h.Len) / sizeOfCode(h.Type)
+	if h.Type == typeValue {
+		n = 1
+	}
+	return Status{Source: c.fromWorld(int(h.Src)), Tag: int(h.Tag), Count: n, bytes: int(h.Len), typ: h.Type}
+}
+
+// check reports why a message with header h cannot land in r, or nil.
+func (r *request) check(h transport.Header) error {
+	if r.value {
+		if h.Type != typeValue {
+			return fmt.Errorf("%w: message holds %s elements, receive expects a Go value (use Recv)", ErrType, typeName(h.Type))
+		}
+		return nil
+	}
+	if h.Type != r.typ {
+		return fmt.Errorf("%w: message holds %s, receive buffer is []%s", ErrType, typeName(h.Type), typeName(r.typ))
+	}
+	if int(h.Len) > len(r.buf) {
+		sz := sizeOfCode(h.Type)
+		return fmt.Errorf("%w: message has %d elements (%d bytes), buffer holds %d",
+			ErrTruncate, int(h.Len)/sz, h.Len, len(r.buf)/sz)
+	}
+	return nil
+}
+
+// Buffer implements transport.Sink.
+func (e *engine) Buffer(h transport.Header) []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	env := match.Envelope{Context: h.Context, Source: h.Src, Tag: h.Tag}
+	msg := &message{h: h}
+	r, ok := e.q.Arrive(env, msg)
+	if ok {
+		e.acknowledge(h)
+		if err := r.check(h); err != nil {
+			r.complete(Status{}, err)
+			return make([]byte, h.Len) // drained and dropped
+		}
+		e.inflight[h.Src] = slot{req: r}
+		if r.value {
+			r.data = make([]byte, h.Len)
+			return r.data
+		}
+		return r.buf[:h.Len]
+	}
+	msg.data = make([]byte, h.Len)
+	e.inflight[h.Src] = slot{msg: msg}
+	e.wakeProbes(env, h)
+	return msg.data
+}
+
+// Deliver implements transport.Sink.
+func (e *engine) Deliver(h transport.Header, buf []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch h.Kind {
+	case transport.KindAck:
+		if r, ok := e.syncs[h.Seq]; ok {
+			delete(e.syncs, h.Seq)
+			r.complete(Status{Source: r.peer, Tag: r.tag}, nil)
+		}
+		return
+	case transport.KindData:
+	default:
+		return
+	}
+	if int(h.Src) >= len(e.inflight) {
+		return
+	}
+	s := e.inflight[h.Src]
+	e.inflight[h.Src] = slot{}
+	switch {
+	case s.req != nil:
+		s.req.complete(statusOf(s.req.comm, h), nil)
+	case s.msg != nil:
+		m := s.msg
+		m.complete = true
+		if m.waiter != nil {
+			e.fill(m.waiter, m)
+		}
+	}
+}
+
+// fill completes receive r from the complete unexpected message m.
+func (e *engine) fill(r *request, m *message) {
+	if m.discard {
+		return
+	}
+	if m.err != nil {
+		r.complete(Status{}, m.err)
+		return
+	}
+	if r.value {
+		r.data = m.data
+	} else {
+		copy(r.buf, m.data)
+	}
+	r.complete(statusOf(r.comm, m.h), nil)
+}
+
+// PeerLost implements transport.Sink.
+func (e *engine) PeerLost(rank int, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.loseLocked(rank, fmt.Errorf("%w: rank %d: %w", ErrPeerLost, rank, err))
+}
+
+func (e *engine) loseLocked(rank int, err error) {
+	if rank < 0 || rank >= len(e.lost) || e.lost[rank] != nil {
+		return
+	}
+	e.lost[rank] = err
+	if e.anyLost == nil {
+		e.anyLost = err
+	}
+	src := int32(rank)
+	for _, r := range e.q.RemovePosted(func(p match.Envelope, _ *request) bool {
+		return p.Source == src || p.Source == match.Any
+	}) {
+		r.complete(Status{}, err)
+	}
+	s := e.inflight[rank]
+	e.inflight[rank] = slot{}
+	if s.req != nil {
+		s.req.complete(Status{}, err)
+	}
+	if s.msg != nil {
+		s.msg.err = err
+		if s.msg.waiter != nil {
+			s.msg.waiter.complete(Status{}, err)
+			s.msg.discard = true
+		}
+	}
+	for seq, r := range e.syncs {
+		if r.dst == src {
+			delete(e.syncs, seq)
+			r.complete(Status{}, err)
+		}
+	}
+	kept := e.probes[:0]
+	for _, p := range e.probes {
+		if p.pattern.Source == src || p.pattern.Source == match.Any {
+			p.complete(Status{}, err)
+		} else {
+			kept = append(kept, p)
+		}
+	}
+	e.probes = kept
+}
+
+// abort fails every pending and future operation with err.
+func (e *engine) abort(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.aborted != nil {
+		return
+	}
+	e.aborted = err
+	for _, r := range e.q.RemovePosted(func(match.Envelope, *request) bool { return true }) {
+		r.complete(Status{}, err)
+	}
+	for i, s := range e.inflight {
+		if s.req != nil {
+			s.req.complete(Status{}, err)
+			e.inflight[i] = slot{}
+		}
+	}
+	for seq, r := range e.syncs {
+		delete(e.syncs, seq)
+		r.complete(Status{}, err)
+	}
+	for _, p := range e.probes {
+		p.complete(Status{}, err)
+	}
+	e.probes = nil
+}
+
+// acknowledge answers a synchronous-mode message once it is matched. The ack
+// is sent from its own goroutine: the engine lock is held here and a
+// transport may block.
+func (e *engine) acknowledge(h transport.Header) {
+	if h.Flags&transport.FlagSync == 0 {
+		return
+	}
+	ack := transport.Header{Kind: transport.KindAck, Context: h.Context, Src: h.Dst, Dst: h.Src, Tag: h.Tag, Seq: h.Seq}
+	e.acks.Add(1)
+	go func() { // exits when the ack is sent or fails; joined by world.close
+		defer e.acks.Done()
+		// A failed ack means the sender is gone; its own side reports that.
+		_ = e.w.route(int(ack.Dst)).Send(ack, nil)
+	}()
+}
+
+// failedLocked reports why an operation on peer (a world rank, or Any) cannot
+// proceed, or nil.
+func (e *engine) failedLocked(peer int32) error {
+	if e.aborted != nil {
+		return e.aborted
+	}
+	if peer == match.Any {
+		return e.anyLost
+	}
+	if peer >= 0 && int(peer) < len(e.lost) {
+		return e.lost[peer]
+	}
+	return nil
+}
+
+// post starts receive (or probe) r. It completes r at once when a matching
+// message is already here, or when the peer is gone; otherwise r waits in
+// the queue (probes in e.probes).
+func (e *engine) post(r *request) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r.probe {
+		e.probeLocked(r)
+		return
+	}
+	m, _, ok := e.q.Post(r.pattern, r)
+	if !ok {
+		if err := e.failedLocked(r.pattern.Source); err != nil {
+			e.q.Cancel(r)
+			r.complete(Status{}, err)
+		}
+		return
+	}
+	e.acknowledge(m.h)
+	if err := r.check(m.h); err != nil {
+		m.discard = true
+		r.complete(Status{}, err)
+		return
+	}
+	if m.complete || m.err != nil {
+		e.fill(r, m)
+		return
+	}
+	m.waiter = r
+}
+
+func (e *engine) probeLocked(r *request) {
+	if m, _, ok := e.q.Probe(r.pattern); ok {
+		r.complete(statusOf(r.comm, m.h), nil)
+		return
+	}
+	if err := e.failedLocked(r.pattern.Source); err != nil {
+		r.complete(Status{}, err)
+		return
+	}
+	e.probes = append(e.probes, r)
+}
+
+// iprobe checks for a matching message without waiting.
+func (e *engine) iprobe(c *Comm, p match.Envelope) (Status, bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if m, _, ok := e.q.Probe(p); ok {
+		return statusOf(c, m.h), true, nil
+	}
+	return Status{}, false, e.failedLocked(p.Source)
+}
+
+func (e *engine) wakeProbes(env match.Envelope, h transport.Header) {
+	if len(e.probes) == 0 {
+		return
+	}
+	kept := e.probes[:0]
+	for _, p := range e.probes {
+		if envelopeMatches(p.pattern, env) {
+			p.complete(statusOf(p.comm, h), nil)
+		} else {
+			kept = append(kept, p)
+		}
+	}
+	e.probes = kept
+}
+
+// cancel withdraws an unmatched receive or probe; false if it already matched.
+func (e *engine) cancel(r *request, err error) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r.probe {
+		for i, p := range e.probes {
+			if p == r {
+				e.probes = append(e.probes[:i], e.probes[i+1:]...)
+				r.complete(Status{}, err)
+				return true
+			}
+		}
+		return false
+	}
+	if e.q.Cancel(r) {
+		r.complete(Status{}, err)
+		return true
+	}
+	return false
+}
+
+// send sends one data frame. For a synchronous send it returns the request
+// that completes when the receiver matched the message; otherwise nil.
+func (e *engine) send(h transport.Header, payload []byte, sync *request) error {
+	e.mu.Lock()
+	if err := e.failedLocked(h.Dst); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	if sync != nil {
+		e.nextSeq++
+		h.Seq = e.nextSeq
+		h.Flags |= transport.FlagSync
+		sync.dst = h.Dst
+		e.syncs[h.Seq] = sync
+	}
+	e.mu.Unlock()
+	err := e.w.route(int(h.Dst)).Send(h, payload)
+	if err != nil && sync != nil {
+		e.mu.Lock()
+		delete(e.syncs, h.Seq)
+		e.mu.Unlock()
+	}
+	return err
+}

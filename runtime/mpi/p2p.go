@@ -1,0 +1,186 @@
+package mpi
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gorun-hpc/gorun/runtime/transport"
+)
+
+// Send sends the elements of buf to rank dst of c with tag. It returns when
+// buf may be reused; the receiver need not have posted a receive yet (the
+// message is buffered at the receiver). Sending to ProcNull does nothing.
+//
+// Errors: ErrRank, ErrTag, ErrPeerLost when dst is gone, ErrAborted when the
+// job is ending, ErrFinalized after Finalize.
+func Send[T Numeric](c *Comm, buf []T, dst, tag int) error {
+	return c.send("send", asBytes(buf), typeCode[T](), dst, tag)
+}
+
+// Ssend is a synchronous-mode send: it returns only once the receiver has
+// matched the message with a receive. Two ranks that Ssend to each other
+// before receiving therefore deadlock, as MPI specifies; coursework uses it
+// to show exactly that.
+func Ssend[T Numeric](c *Comm, buf []T, dst, tag int) error {
+	r, err := c.ssend("ssend", asBytes(buf), typeCode[T](), dst, tag)
+	if err != nil || r == nil {
+		return err
+	}
+	<-r.done
+	return r.err
+}
+
+// Recv receives a message from rank src (or AnySource) with tag (or AnyTag)
+// into buf, which must be large enough: a longer message fails with
+// ErrTruncate, a message of another element type with ErrType (both consume
+// the message). The Status gives the actual source, tag and element count.
+// Receiving from ProcNull returns at once with Source ProcNull and Count 0.
+func Recv[T Numeric](c *Comm, buf []T, src, tag int) (Status, error) {
+	r, err := c.recvRequest("recv", src, tag)
+	if err != nil || r == nil {
+		return procNullStatus(), err
+	}
+	r.buf = asBytes(buf)
+	r.typ = typeCode[T]()
+	c.w.eng.post(r)
+	<-r.done
+	return r.status, r.err
+}
+
+// Sendrecv sends sendbuf to dst and receives into recvbuf from src in one
+// call that cannot deadlock against a matching Sendrecv on the peer: the
+// receive is posted before the send starts. It is the usual halo exchange.
+func Sendrecv[T, U Numeric](c *Comm, sendbuf []T, dst, sendtag int, recvbuf []U, src, recvtag int) (Status, error) {
+	rq, err := Irecv(c, recvbuf, src, recvtag)
+	if err != nil {
+		return Status{}, err
+	}
+	if err := Send(c, sendbuf, dst, sendtag); err != nil {
+		rq.cancel(err)
+		return Status{}, err
+	}
+	return rq.Wait()
+}
+
+// Probe waits until a message from src (or AnySource) with tag (or AnyTag)
+// can be received, and returns its Status without receiving it. Use
+// Status.Count to size the receive buffer. If other goroutines receive on
+// the same communicator concurrently, the probed message may be taken by
+// them first.
+func Probe(c *Comm, src, tag int) (Status, error) {
+	r, err := c.recvRequest("probe", src, tag)
+	if err != nil || r == nil {
+		return procNullStatus(), err
+	}
+	r.probe = true
+	c.w.eng.post(r)
+	<-r.done
+	return r.status, r.err
+}
+
+// Iprobe reports whether a message from src with tag can be received now,
+// and its Status if so.
+func Iprobe(c *Comm, src, tag int) (Status, bool, error) {
+	r, err := c.recvRequest("iprobe", src, tag)
+	if err != nil {
+		return Status{}, false, err
+	}
+	if r == nil {
+		return procNullStatus(), true, nil
+	}
+	st, ok, err := c.w.eng.iprobe(c, r.pattern)
+	if err != nil {
+		return Status{}, false, c.errorf("iprobe", src, tag, err)
+	}
+	return st, ok, nil
+}
+
+func procNullStatus() Status { return Status{Source: ProcNull, Tag: AnyTag} }
+
+// recvRequest validates a receive or probe and builds its request; a nil
+// request with nil error means src is ProcNull.
+func (c *Comm) recvRequest(op string, src, tag int) (*request, error) {
+	if err := c.usable(); err != nil {
+		return nil, c.errorf(op, src, tag, err)
+	}
+	if err := c.checkPeer(src, true); err != nil {
+		return nil, c.errorf(op, src, tag, err)
+	}
+	if err := checkTag(tag, true); err != nil {
+		return nil, c.errorf(op, src, tag, err)
+	}
+	if src == ProcNull {
+		return nil, nil
+	}
+	r := newRequest(c, op, src, tag)
+	r.pattern = c.pattern(src, tag)
+	return r, nil
+}
+
+// header validates a send and builds its frame header; ok is false for
+// ProcNull.
+func (c *Comm) header(op string, b []byte, typ uint8, dst, tag int) (h transport.Header, ok bool, err error) {
+	if err := c.usable(); err != nil {
+		return h, false, c.errorf(op, dst, tag, err)
+	}
+	if err := c.checkPeer(dst, false); err != nil {
+		return h, false, c.errorf(op, dst, tag, err)
+	}
+	if err := checkTag(tag, false); err != nil {
+		return h, false, c.errorf(op, dst, tag, err)
+	}
+	if dst == ProcNull {
+		return h, false, nil
+	}
+	if uint64(len(b)) > transport.MaxPayload {
+		return h, false, c.errorf(op, dst, tag, fmt.Errorf("%w: %d bytes is more than one message can carry (%d)", ErrCount, len(b), uint64(transport.MaxPayload)))
+	}
+	return transport.Header{
+		Kind:    transport.KindData,
+		Type:    typ,
+		Context: c.ctx,
+		Src:     int32(c.w.rank),
+		Dst:     c.toWorld(dst),
+		Tag:     int32(tag),
+		Len:     uint32(len(b)),
+	}, true, nil
+}
+
+func (c *Comm) send(op string, b []byte, typ uint8, dst, tag int) error {
+	h, ok, err := c.header(op, b, typ, dst, tag)
+	if !ok {
+		return err
+	}
+	if err := c.w.eng.send(h, b, nil); err != nil {
+		return c.errorf(op, dst, tag, mapTransportErr(err))
+	}
+	return nil
+}
+
+// ssend starts a synchronous send; the returned request completes when the
+// receiver matched the message. A nil request with nil error means ProcNull.
+func (c *Comm) ssend(op string, b []byte, typ uint8, dst, tag int) (*request, error) {
+	h, ok, err := c.header(op, b, typ, dst, tag)
+	if !ok {
+		return nil, err
+	}
+	r := newRequest(c, op, dst, tag)
+	if err := c.w.eng.send(h, b, r); err != nil {
+		return nil, c.errorf(op, dst, tag, mapTransportErr(err))
+	}
+	return r, nil
+}
+
+// mapTransportErr makes transport failures satisfy errors.Is with the mpi
+// sentinels.
+func mapTransportErr(err error) error {
+	switch {
+	case errors.Is(err, ErrPeerLost), errors.Is(err, ErrAborted):
+		return err
+	case errors.Is(err, transport.ErrPeerLost):
+		return fmt.Errorf("%w: %w", ErrPeerLost, err)
+	case errors.Is(err, transport.ErrClosed):
+		return fmt.Errorf("%w: %w", ErrFinalized, err)
+	}
+	return err
+}

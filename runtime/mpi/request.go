@@ -1,0 +1,170 @@
+package mpi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+)
+
+// A Request is a non-blocking operation in progress, returned by Isend,
+// Issend and Irecv. Complete it with Wait, WaitContext, Test, WaitAll or
+// WaitAny. A Request may be waited on from one goroutine at a time; after it
+// completed, Wait returns the same result again.
+type Request struct {
+	r      *request // nil when the operation completed at once
+	status Status
+	err    error
+	after  func(*request) error // runs once after completion (value decoding)
+	ran    bool
+}
+
+// closed is a channel that is always ready, for requests complete at birth.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (q *Request) doneCh() <-chan struct{} {
+	if q.r == nil {
+		return closed
+	}
+	return q.r.done
+}
+
+// finish copies the outcome out of the completed internal request.
+func (q *Request) finish() (Status, error) {
+	if q.r != nil && !q.ran {
+		q.ran = true
+		q.status, q.err = q.r.status, q.r.err
+		if q.err == nil && q.after != nil {
+			q.err = q.after(q.r)
+		}
+	}
+	return q.status, q.err
+}
+
+// Wait blocks until the operation completes and returns its Status (for
+// receives) and error.
+func (q *Request) Wait() (Status, error) {
+	<-q.doneCh()
+	return q.finish()
+}
+
+// WaitContext is Wait that gives up when ctx ends. A receive that has not
+// matched a message by then is cancelled and returns ctx's error; a send, or
+// a receive already matched, is waited for to the end, since its bytes are
+// in flight.
+func (q *Request) WaitContext(ctx context.Context) (Status, error) {
+	select {
+	case <-q.doneCh():
+		return q.finish()
+	case <-ctx.Done():
+	}
+	if q.r != nil && !q.r.isSend() {
+		if q.r.comm.w.eng.cancel(q.r, fmt.Errorf("mpi: wait: %w", context.Cause(ctx))) {
+			return q.finish()
+		}
+	}
+	<-q.doneCh()
+	return q.finish()
+}
+
+func (r *request) isSend() bool { return r.op == "issend" || r.op == "ssend" }
+
+// Test reports whether the operation has completed, and if so its Status
+// and error. It never blocks.
+func (q *Request) Test() (bool, Status, error) {
+	select {
+	case <-q.doneCh():
+		st, err := q.finish()
+		return true, st, err
+	default:
+		return false, Status{}, nil
+	}
+}
+
+// cancel withdraws an unmatched receive (used when its paired send failed).
+func (q *Request) cancel(err error) {
+	if q.r != nil {
+		q.r.comm.w.eng.cancel(q.r, err)
+	}
+}
+
+// WaitAll waits for every request and returns their statuses in order. The
+// error joins the errors of the requests that failed (nil when none did).
+// Nil requests are skipped.
+func WaitAll(reqs ...*Request) ([]Status, error) {
+	sts := make([]Status, len(reqs))
+	var errs []error
+	for i, q := range reqs {
+		if q == nil {
+			continue
+		}
+		st, err := q.Wait()
+		sts[i] = st
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return sts, errors.Join(errs...)
+}
+
+// WaitAny waits until one of reqs completes and returns its index, Status
+// and error. Nil requests are skipped; with no non-nil request it returns
+// index -1 at once.
+func WaitAny(reqs ...*Request) (int, Status, error) {
+	cases := make([]reflect.SelectCase, 0, len(reqs))
+	idx := make([]int, 0, len(reqs))
+	for i, q := range reqs {
+		if q == nil {
+			continue
+		}
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(q.doneCh())})
+		idx = append(idx, i)
+	}
+	if len(cases) == 0 {
+		return -1, Status{}, nil
+	}
+	chosen, _, _ := reflect.Select(cases)
+	i := idx[chosen]
+	st, err := reqs[i].finish()
+	return i, st, err
+}
+
+// Isend starts sending buf to dst with tag and returns a Request. buf must
+// not be modified until the request completes. Messages are buffered at the
+// receiver, so an Isend completes without waiting for a matching receive.
+func Isend[T Numeric](c *Comm, buf []T, dst, tag int) (*Request, error) {
+	if err := Send(c, buf, dst, tag); err != nil {
+		return nil, err
+	}
+	return &Request{}, nil
+}
+
+// Issend starts a synchronous-mode send: the request completes when the
+// receiver has matched the message.
+func Issend[T Numeric](c *Comm, buf []T, dst, tag int) (*Request, error) {
+	r, err := c.ssend("issend", asBytes(buf), typeCode[T](), dst, tag)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return &Request{}, nil
+	}
+	return &Request{r: r}, nil
+}
+
+// Irecv starts receiving into buf from src (or AnySource) with tag (or
+// AnyTag) and returns a Request. buf must not be read or modified until the
+// request completes. Errors are those of Recv.
+func Irecv[T Numeric](c *Comm, buf []T, src, tag int) (*Request, error) {
+	r, err := c.recvRequest("irecv", src, tag)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return &Request{status: procNullStatus()}, nil
+	}
+	r.buf = asBytes(buf)
+	r.typ = typeCode[T]()
+	c.w.eng.post(r)
+	return &Request{r: r}, nil
+}

@@ -1,0 +1,681 @@
+// Package tcp is the transport between ranks in different processes, on one
+// host or several.
+//
+// Connections: each direction of a pair of ranks uses the connection its
+// sender dialed. Frames from A to B travel only on the connection A dialed to
+// B, so they arrive in Send order, and two ranks that first send to each
+// other at the same moment need no tie-break: they simply hold two
+// connections. A connection is dialed lazily on the first Send to a rank
+// (concurrent first Sends share one dial) and is never redialed: a rank whose
+// connection failed stays unreachable, as MPI expects of a lost process.
+//
+// Handshake: the dialer connects, both sides run the mutual challenge of
+// package auth (label "gorun-tcp", key Config.Token), then the dialer sends a
+// hello naming its rank and the rank it wants, which the acceptor confirms.
+// Every step before that is under a deadline, so a silent or garbage
+// connection costs one goroutine for at most Config.HandshakeTimeout.
+//
+// Receiving: one goroutine per accepted connection reads a header, asks the
+// Sink for the payload's buffer, reads the payload straight into it and
+// delivers the frame. A small reader on each dialed connection notices a
+// peer that went away (the acceptor writes nothing on it but its Bye).
+//
+// Shutdown: Close writes KindBye on every connection, dialed and accepted,
+// half-closes them and waits (bounded) for the peer to finish, so an orderly
+// close is never mistaken for a lost peer and no data is cut off by a reset.
+package tcp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/gorun-hpc/gorun/runtime/auth"
+	"github.com/gorun-hpc/gorun/runtime/transport"
+)
+
+// authLabel names this protocol in the auth exchange.
+const authLabel = "gorun-tcp"
+
+const (
+	// DefaultHandshakeTimeout is used when Config.HandshakeTimeout is zero.
+	DefaultHandshakeTimeout = 10 * time.Second
+	// closeTimeout bounds how long Close waits for a peer to take its Bye
+	// and finish; only a stalled or vanished peer ever makes it wait that long.
+	closeTimeout = 5 * time.Second
+	// maxHandshakes bounds the accepted connections that are still
+	// authenticating; the accept loop waits for a free slot beyond it.
+	maxHandshakes = 64
+	// readBufferSize is the read buffer of an accepted connection. Small
+	// frames are read many to a system call; a payload larger than what is
+	// buffered is read directly into the Sink's buffer.
+	readBufferSize = 64 << 10
+)
+
+// Config configures an Endpoint.
+type Config struct {
+	// Rank is this endpoint's world rank, in [0, math.MaxInt32].
+	Rank int
+	// Token is the job secret. Both sides of every connection prove it
+	// (auth label "gorun-tcp") before any frame moves. Listen copies it.
+	Token []byte
+	// Sink receives inbound frames.
+	Sink transport.Sink
+	// Listen is the address to listen on; "127.0.0.1:0" when empty.
+	Listen string
+	// Resolve returns the address of rank's endpoint. It may block (it reads
+	// the rendezvous store); its context is cancelled by Close. It is called
+	// lazily, on the first Send to rank, and again after a failure.
+	Resolve func(ctx context.Context, rank int) (string, error)
+	// HandshakeTimeout bounds dialing plus the whole handshake, in both
+	// directions; DefaultHandshakeTimeout when zero.
+	HandshakeTimeout time.Duration
+}
+
+// Endpoint is a rank's TCP endpoint: a listener for peers' connections and
+// the connections it dialed. It is safe for concurrent use.
+type Endpoint struct {
+	rank      int
+	token     []byte
+	sink      transport.Sink
+	resolve   func(context.Context, int) (string, error)
+	handshake time.Duration
+	ln        net.Listener
+
+	ctx    context.Context // cancelled by Close: aborts Resolve and dials
+	cancel context.CancelFunc
+	closed atomic.Bool
+	once   sync.Once
+	wg     sync.WaitGroup // every goroutine of the endpoint
+	slots  chan struct{}  // handshakes in progress on accepted connections
+	dials  singleflight.Group
+	out    sync.Map // rank → *outConn: established or failed dials
+
+	mu      sync.Mutex
+	outs    []*outConn                // established dialed connections
+	ins     map[*inConn]struct{}      // established accepted connections
+	inFrom  map[int]int               // rank → established accepted connections from it
+	pending map[*net.TCPConn]struct{} // connections still in their handshake
+	gone    map[int]bool              // ranks reported lost or seen closing
+}
+
+// Listen starts an endpoint listening on cfg.Listen. ctx bounds only the
+// setting up of the listener; the endpoint lives until Close.
+func Listen(ctx context.Context, cfg Config) (*Endpoint, error) {
+	switch {
+	case cfg.Rank < 0 || cfg.Rank > math.MaxInt32:
+		return nil, fmt.Errorf("tcp: rank %d out of range", cfg.Rank)
+	case len(cfg.Token) == 0:
+		return nil, fmt.Errorf("tcp: rank %d: %w", cfg.Rank, auth.ErrNoKey)
+	case cfg.Sink == nil:
+		return nil, fmt.Errorf("tcp: rank %d: nil sink", cfg.Rank)
+	case cfg.Resolve == nil:
+		return nil, fmt.Errorf("tcp: rank %d: nil Resolve", cfg.Rank)
+	case cfg.HandshakeTimeout < 0:
+		return nil, fmt.Errorf("tcp: negative handshake timeout %v", cfg.HandshakeTimeout)
+	}
+	addr := cfg.Listen
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("tcp: rank %d: %w", cfg.Rank, err)
+	}
+	e := &Endpoint{
+		rank:      cfg.Rank,
+		token:     append([]byte(nil), cfg.Token...),
+		sink:      cfg.Sink,
+		resolve:   cfg.Resolve,
+		handshake: cfg.HandshakeTimeout,
+		ln:        ln,
+		slots:     make(chan struct{}, maxHandshakes),
+		ins:       make(map[*inConn]struct{}),
+		inFrom:    make(map[int]int),
+		pending:   make(map[*net.TCPConn]struct{}),
+		gone:      make(map[int]bool),
+	}
+	if e.handshake == 0 {
+		e.handshake = DefaultHandshakeTimeout
+	}
+	// The endpoint outlives ctx but keeps its values for Resolve.
+	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	e.wg.Add(1)
+	go e.acceptLoop() // exits when Close closes the listener; joined by Close
+	return e, nil
+}
+
+// Addr returns the address the endpoint listens on, for the rendezvous.
+func (e *Endpoint) Addr() string { return e.ln.Addr().String() }
+
+// Send writes h and payload to rank h.Dst, dialing it first if this is the
+// first Send there; h.Src must be this endpoint's rank and len(payload)
+// h.Len. KindBye is reserved to Close. Header and payload go out in one
+// vectored write, straight from payload: the caller may reuse it once Send
+// returns. Send blocks while the peer is not reading (TCP back-pressure).
+//
+// Errors: ErrClosed (wrapped) after Close; an error wrapping ErrPeerLost and
+// naming the rank and address when the dial, the handshake or the write
+// failed or the peer has gone or closed. A failed connection is not redialed:
+// later Sends to that rank return the same error.
+func (e *Endpoint) Send(h transport.Header, payload []byte) error {
+	if err := e.validate(h, payload); err != nil {
+		return err
+	}
+	if e.closed.Load() {
+		return e.errClosed()
+	}
+	c, err := e.conn(int(h.Dst))
+	if err != nil {
+		return err
+	}
+	return c.send(h, payload)
+}
+
+func (e *Endpoint) errClosed() error {
+	return fmt.Errorf("tcp: send on rank %d: %w", e.rank, transport.ErrClosed)
+}
+
+// conn returns the connection to rank, dialing it once.
+func (e *Endpoint) conn(rank int) (*outConn, error) {
+	if v, ok := e.out.Load(rank); ok {
+		return v.(*outConn).usable()
+	}
+	v, err, _ := e.dials.Do(strconv.Itoa(rank), func() (any, error) {
+		if v, ok := e.out.Load(rank); ok {
+			return v, nil
+		}
+		c, err := e.dial(rank)
+		if c != nil {
+			e.out.Store(rank, c)
+		}
+		return c, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*outConn).usable()
+}
+
+// Close closes the endpoint: it stops accepting, writes KindBye on every
+// connection, waits (at most a few seconds, for a stalled peer) for peers to
+// finish and for every goroutine of the endpoint to exit. The Sink gets no
+// call after Close returns. Later Sends fail with ErrClosed. Close is
+// idempotent, and concurrent calls all return once it is done. It must not be
+// called from inside a Sink method of this endpoint.
+func (e *Endpoint) Close() error {
+	e.once.Do(e.shutdown)
+	return nil
+}
+
+func (e *Endpoint) shutdown() {
+	e.mu.Lock()
+	e.closed.Store(true)
+	outs := e.outs
+	ins := make([]*inConn, 0, len(e.ins))
+	for c := range e.ins {
+		ins = append(ins, c)
+	}
+	for c := range e.pending {
+		c.Close() // its handshake fails and its goroutine (or dialer) gives up
+	}
+	e.mu.Unlock()
+	e.cancel()
+	e.ln.Close()
+	deadline := time.Now().Add(closeTimeout)
+	// Dialed connections first: they carry our data, and their Bye tells each
+	// peer, in order after that data, that we are done.
+	for _, c := range outs {
+		c.bye(deadline)
+	}
+	for _, c := range ins {
+		c.bye(deadline, e.rank)
+	}
+	e.wg.Wait()
+}
+
+// acceptLoop accepts connections and starts a goroutine for each.
+func (e *Endpoint) acceptLoop() {
+	defer e.wg.Done()
+	var backoff time.Duration
+	for {
+		select {
+		case e.slots <- struct{}{}:
+		case <-e.ctx.Done():
+			return
+		}
+		nc, err := e.ln.Accept()
+		if err != nil {
+			<-e.slots
+			if e.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors or similar: wait a little and retry,
+			// rather than spin or give up.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-e.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		backoff = 0
+		conn := nc.(*net.TCPConn)
+		if !e.addPending(conn) {
+			<-e.slots
+			conn.Close()
+			return
+		}
+		e.wg.Add(1)
+		go e.serve(conn) // exits when the connection ends (peer's Bye or EOF, a failed handshake, or Close); joined by Close
+	}
+}
+
+// addPending registers a connection in its handshake so that Close can abort
+// it; false if the endpoint is closed.
+func (e *Endpoint) addPending(c *net.TCPConn) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Load() {
+		return false
+	}
+	e.pending[c] = struct{}{}
+	return true
+}
+
+// serve runs the acceptor's handshake on conn, then reads its frames.
+func (e *Endpoint) serve(conn *net.TCPConn) {
+	defer e.wg.Done()
+	defer conn.Close()
+	src, err := e.acceptHandshake(conn)
+	<-e.slots
+	e.mu.Lock()
+	delete(e.pending, conn)
+	if err != nil || e.closed.Load() {
+		// A connection that fails its handshake is dropped without a word:
+		// it is not (yet) a rank, so there is nobody to tell.
+		e.mu.Unlock()
+		return
+	}
+	c := &inConn{conn: conn, rank: src}
+	e.ins[c] = struct{}{}
+	e.inFrom[src]++
+	e.mu.Unlock()
+
+	c.readFrames(e)
+
+	e.mu.Lock()
+	delete(e.ins, c)
+	e.inFrom[src]--
+	e.mu.Unlock()
+}
+
+// acceptHandshake authenticates the dialer and reads its hello; it returns
+// the dialer's rank.
+func (e *Endpoint) acceptHandshake(conn net.Conn) (int, error) {
+	if err := conn.SetDeadline(time.Now().Add(e.handshake)); err != nil {
+		return 0, err
+	}
+	if err := auth.Server(conn, e.token, authLabel); err != nil {
+		return 0, err
+	}
+	var b [helloSize]byte
+	if _, err := io.ReadFull(conn, b[:]); err != nil {
+		return 0, err
+	}
+	src, dst, err := parseHello(b[:])
+	if err != nil {
+		return 0, err
+	}
+	if dst != e.rank {
+		_, _ = conn.Write([]byte{verdictWrongRank})
+		return 0, fmt.Errorf("tcp: rank %d dialed rank %d, reached rank %d", src, dst, e.rank)
+	}
+	if _, err := conn.Write([]byte{verdictOK}); err != nil {
+		return 0, err
+	}
+	return src, conn.SetDeadline(time.Time{})
+}
+
+// dial connects to rank and runs the dialer's handshake. It returns a nil
+// connection for failures worth retrying (Resolve's, or Close's) and a
+// failed, cached connection for the rest.
+func (e *Endpoint) dial(rank int) (*outConn, error) {
+	addr, err := e.resolve(e.ctx, rank)
+	if err != nil {
+		if e.closed.Load() {
+			return nil, e.errClosed()
+		}
+		return nil, fmt.Errorf("tcp: resolve rank %d: %w", rank, err)
+	}
+	fail := func(err error) (*outConn, error) {
+		if e.closed.Load() {
+			return nil, e.errClosed()
+		}
+		perr := &peerError{op: "dial", rank: rank, addr: addr, err: err}
+		return &outConn{e: e, rank: rank, addr: addr, err: perr}, perr
+	}
+	d := net.Dialer{Timeout: e.handshake}
+	nc, err := d.DialContext(e.ctx, "tcp", addr)
+	if err != nil {
+		return fail(err)
+	}
+	conn := nc.(*net.TCPConn)
+	if !e.addPending(conn) {
+		conn.Close()
+		return nil, e.errClosed()
+	}
+	if err := e.dialHandshake(conn, rank); err != nil {
+		e.mu.Lock()
+		delete(e.pending, conn)
+		e.mu.Unlock()
+		conn.Close()
+		return fail(err)
+	}
+	c := &outConn{e: e, rank: rank, addr: addr, conn: conn}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.pending, conn)
+	if e.closed.Load() {
+		conn.Close()
+		return nil, e.errClosed()
+	}
+	e.outs = append(e.outs, c)
+	e.wg.Add(1)
+	go c.watch() // exits when the peer sends Bye or the connection ends (peer gone or Close); joined by Close
+	return c, nil
+}
+
+func (e *Endpoint) dialHandshake(conn *net.TCPConn, rank int) error {
+	if err := conn.SetDeadline(time.Now().Add(e.handshake)); err != nil {
+		return err
+	}
+	if err := auth.Client(conn, e.token, authLabel); err != nil {
+		return err
+	}
+	if _, err := conn.Write(appendHello(nil, e.rank, rank)); err != nil {
+		return fmt.Errorf("send hello: %w", err)
+	}
+	var v [1]byte
+	if _, err := io.ReadFull(conn, v[:]); err != nil {
+		return fmt.Errorf("read hello verdict: %w", err)
+	}
+	switch v[0] {
+	case verdictOK:
+	case verdictWrongRank:
+		return fmt.Errorf("the endpoint there is not rank %d", rank)
+	default:
+		return fmt.Errorf("bad hello verdict %d", v[0])
+	}
+	if err := conn.SetNoDelay(true); err != nil {
+		return err
+	}
+	return conn.SetDeadline(time.Time{})
+}
+
+// markGone records that rank closed in order: it will not be reported lost.
+func (e *Endpoint) markGone(rank int) {
+	e.mu.Lock()
+	e.gone[rank] = true
+	e.mu.Unlock()
+}
+
+// lost reports rank to the Sink as lost, once, unless it closed in order or
+// this endpoint is closing.
+func (e *Endpoint) lost(rank int, err error) {
+	e.mu.Lock()
+	if e.gone[rank] || e.closed.Load() {
+		e.mu.Unlock()
+		return
+	}
+	e.gone[rank] = true
+	e.mu.Unlock()
+	e.sink.PeerLost(rank, err)
+}
+
+// validate checks a frame before it is sent.
+func (e *Endpoint) validate(h transport.Header, payload []byte) error {
+	switch {
+	case uint64(len(payload)) > transport.MaxPayload:
+		return fmt.Errorf("tcp: %d-byte payload: %w", len(payload), transport.ErrTooLarge)
+	case int(h.Len) != len(payload):
+		return fmt.Errorf("tcp: header says %d payload bytes, got %d", h.Len, len(payload))
+	case h.Kind == transport.KindAck && h.Len != 0:
+		return fmt.Errorf("tcp: ack frame with %d payload bytes", h.Len)
+	case h.Kind != transport.KindData && h.Kind != transport.KindAck:
+		return fmt.Errorf("tcp: cannot send %s frames", h.Kind)
+	case int(h.Src) != e.rank:
+		return fmt.Errorf("tcp: frame from rank %d sent on the endpoint of rank %d", h.Src, e.rank)
+	case h.Dst < 0:
+		return fmt.Errorf("tcp: negative destination rank %d", h.Dst)
+	}
+	return nil
+}
+
+// peerError describes a failure on the way to or from a peer. errors.Is
+// matches both transport.ErrPeerLost and the cause.
+type peerError struct {
+	op   string // "dial", "send to", "connection to", "connection from"
+	rank int
+	addr string
+	err  error
+}
+
+func (p *peerError) Error() string {
+	return fmt.Sprintf("tcp: %s rank %d at %s: %v", p.op, p.rank, p.addr, p.err)
+}
+
+func (p *peerError) Unwrap() []error { return []error{transport.ErrPeerLost, p.err} }
+
+var (
+	errNoBye       = errors.New("connection closed without bye")
+	errPeerClosed  = errors.New("the peer closed its endpoint")
+	errUnsolicited = errors.New("peer wrote something other than bye")
+)
+
+// outConn is a connection this endpoint dialed, or the record of a dial that
+// failed (conn nil, err set).
+type outConn struct {
+	e    *Endpoint
+	rank int
+	addr string
+	conn *net.TCPConn
+
+	// peerErr is set by watch when the peer closed or vanished.
+	peerErr atomic.Pointer[peerError]
+
+	wmu  sync.Mutex // serialises frames on the connection
+	err  error      // guarded by wmu: once set, the connection takes no frames
+	hdr  [transport.HeaderSize]byte
+	bufs net.Buffers
+	vec  [2][]byte
+}
+
+// usable returns c, or the error that makes it unusable.
+func (c *outConn) usable() (*outConn, error) {
+	if c.conn == nil {
+		return nil, c.err
+	}
+	return c, nil
+}
+
+func (c *outConn) send(h transport.Header, payload []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	if p := c.peerErr.Load(); p != nil {
+		return p
+	}
+	h.Put(c.hdr[:])
+	c.vec = [2][]byte{c.hdr[:], payload}
+	c.bufs = c.vec[:]
+	_, err := c.bufs.WriteTo(c.conn)
+	c.vec = [2][]byte{} // do not keep the caller's payload
+	if err == nil {
+		return nil
+	}
+	// A partial frame may have gone out: the stream is unusable.
+	switch p := c.peerErr.Load(); {
+	case c.e.closed.Load():
+		c.err = c.e.errClosed()
+	case p != nil:
+		c.err = p
+	default:
+		c.err = &peerError{op: "send to", rank: c.rank, addr: c.addr, err: err}
+	}
+	c.conn.Close()
+	return c.err
+}
+
+// bye ends the connection in order during Close: it writes KindBye (unless
+// the stream is already broken), half-closes and leaves watch to wait, until
+// deadline, for the peer to close its side.
+func (c *outConn) bye(deadline time.Time) {
+	_ = c.conn.SetWriteDeadline(deadline) // unblocks a Send stuck on a stalled peer
+	c.wmu.Lock()
+	if c.err == nil && c.peerErr.Load() == nil {
+		h := transport.Header{Kind: transport.KindBye, Src: int32(c.e.rank), Dst: int32(c.rank)}
+		h.Put(c.hdr[:])
+		if _, err := c.conn.Write(c.hdr[:]); err == nil {
+			_ = c.conn.CloseWrite()
+		}
+	}
+	c.err = c.e.errClosed()
+	c.wmu.Unlock()
+	_ = c.conn.SetReadDeadline(deadline)
+}
+
+// watch reads the dialed connection, on which the peer writes nothing but a
+// Bye when it closes. The end of the connection without one means the peer
+// is gone.
+func (c *outConn) watch() {
+	defer c.e.wg.Done()
+	defer c.conn.Close()
+	var b [transport.HeaderSize]byte
+	_, err := io.ReadFull(c.conn, b[:])
+	if err == nil {
+		var h transport.Header
+		h, err = transport.ParseHeader(b[:])
+		if err == nil && (h.Kind != transport.KindBye || int(h.Src) != c.rank || int(h.Dst) != c.e.rank) {
+			err = fmt.Errorf("%w: %s frame from rank %d to rank %d", errUnsolicited, h.Kind, h.Src, h.Dst)
+		}
+		if err == nil {
+			// The peer closed in order. Its data to us, if any, comes on the
+			// connection it dialed, ending in a Bye there.
+			c.peerErr.Store(&peerError{op: "send to", rank: c.rank, addr: c.addr, err: errPeerClosed})
+			c.e.markGone(c.rank)
+			return // closing our side lets the peer's Close finish
+		}
+	}
+	if c.e.closed.Load() {
+		return // our own Close ended the connection
+	}
+	if errors.Is(err, io.EOF) {
+		err = errNoBye
+	}
+	perr := &peerError{op: "connection to", rank: c.rank, addr: c.addr, err: err}
+	c.peerErr.Store(perr)
+	c.conn.Close() // fail a Send blocked on the dead peer now
+	// If the peer also dialed us, its process ending shows there too, after
+	// the last frames it sent: let that reader report it, so the Sink hears
+	// of the loss after those frames.
+	c.e.mu.Lock()
+	viaIn := c.e.inFrom[c.rank] > 0
+	c.e.mu.Unlock()
+	if !viaIn {
+		c.e.lost(c.rank, perr)
+	}
+}
+
+// inConn is a connection a peer dialed to us; it carries that peer's frames.
+type inConn struct {
+	conn *net.TCPConn
+	rank int
+}
+
+// readFrames hands the connection's frames to the Sink until the peer's Bye
+// or the end of the connection. While the endpoint closes, frames are read
+// and dropped instead, until the peer closes its side.
+func (c *inConn) readFrames(e *Endpoint) {
+	br := bufio.NewReaderSize(c.conn, readBufferSize)
+	var b [transport.HeaderSize]byte
+	fail := func(err error) {
+		if errors.Is(err, io.EOF) {
+			err = errNoBye
+		}
+		e.lost(c.rank, &peerError{op: "connection from", rank: c.rank, addr: c.conn.RemoteAddr().String(), err: err})
+	}
+	for {
+		if _, err := io.ReadFull(br, b[:]); err != nil {
+			fail(err)
+			return
+		}
+		h, err := transport.ParseHeader(b[:])
+		if err == nil && (int(h.Src) != c.rank || int(h.Dst) != e.rank) {
+			err = fmt.Errorf("%w: frame from rank %d to rank %d", transport.ErrBadHeader, h.Src, h.Dst)
+		}
+		if err != nil {
+			fail(err) // an authenticated peer broke the protocol
+			return
+		}
+		closing := e.closed.Load()
+		switch h.Kind {
+		case transport.KindData:
+			if closing {
+				if _, err := io.CopyN(io.Discard, br, int64(h.Len)); err != nil {
+					return
+				}
+				continue
+			}
+			buf := e.sink.Buffer(h)
+			if len(buf) != int(h.Len) {
+				fail(fmt.Errorf("sink returned a %d-byte buffer for a %d-byte frame", len(buf), h.Len))
+				return
+			}
+			if _, err := io.ReadFull(br, buf); err != nil {
+				fail(err)
+				return
+			}
+			e.sink.Deliver(h, buf)
+		case transport.KindAck:
+			if !closing {
+				e.sink.Deliver(h, nil)
+			}
+		case transport.KindBye:
+			e.markGone(c.rank)
+			if !closing {
+				e.sink.Deliver(h, nil)
+			}
+			return // closing our side lets the peer's Close finish
+		}
+	}
+}
+
+// bye tells the dialer, during Close, that we are going: its watcher would
+// otherwise take the end of the connection for a lost peer.
+func (c *inConn) bye(deadline time.Time, rank int) {
+	_ = c.conn.SetWriteDeadline(deadline)
+	h := transport.Header{Kind: transport.KindBye, Src: int32(rank), Dst: int32(c.rank)}
+	var b [transport.HeaderSize]byte
+	h.Put(b[:])
+	if _, err := c.conn.Write(b[:]); err == nil {
+		_ = c.conn.CloseWrite()
+	}
+	_ = c.conn.SetReadDeadline(deadline)
+}

@@ -1,0 +1,184 @@
+// Package transport is the contract between the message-passing engine in
+// package mpi and the transports that move bytes between ranks (self,
+// in-process, TCP, and later shared memory).
+//
+// A transport only moves frames: a fixed 32-byte Header followed by Header.Len
+// payload bytes. It never interprets tags or contexts and never matches
+// messages: matching happens once, above every transport, in package mpi (the
+// lesson of MPICH's CH4 and Open MPI's PML/BTL split).
+//
+// Ordering contract: frames that one rank sends to another through one
+// Endpoint are handed to the receiver's Sink in the order the Send calls
+// returned. Send calls that run concurrently have no order between them.
+package transport
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// HeaderSize is the encoded size of a Header in bytes.
+const HeaderSize = 32
+
+// Kind says what a frame is for.
+type Kind uint8
+
+// Frame kinds.
+const (
+	// KindData carries a message payload to be matched by the receiver.
+	KindData Kind = 1
+	// KindAck tells a synchronous-mode sender that its message (identified
+	// by Seq) was matched by a receive. It has no payload.
+	KindAck Kind = 2
+	// KindBye announces an orderly close of the sending endpoint: a
+	// connection that ends after a Bye is not a lost peer.
+	KindBye Kind = 3
+
+	kindMax = KindBye
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindData:
+		return "data"
+	case KindAck:
+		return "ack"
+	case KindBye:
+		return "bye"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Header flags.
+const (
+	// FlagSync marks a synchronous-mode message: the receiver answers with a
+	// KindAck frame carrying the same Seq once a receive has matched it.
+	FlagSync uint8 = 1 << 0
+)
+
+// Header is the fixed-size envelope in front of every payload.
+//
+// Encoded little-endian, 32 bytes:
+//
+//	0  Kind   u8     4  Context u32   16 Tag i32   28 Len u32
+//	1  Flags  u8     8  Src     i32   20 Seq u64
+//	2  Type   u8    12  Dst     i32
+//	3  (zero) u8
+type Header struct {
+	Kind    Kind
+	Flags   uint8
+	Type    uint8  // element type code, defined by package mpi; opaque here
+	Context uint32 // communicator matching context
+	Src     int32  // world rank of the sender
+	Dst     int32  // world rank of the receiver
+	Tag     int32
+	Seq     uint64 // synchronous-send id, echoed in the KindAck frame
+	Len     uint32 // payload bytes that follow the header
+}
+
+// MaxPayload is the largest payload a single frame can carry.
+const MaxPayload = 1<<32 - 1
+
+// Put encodes h into b, which must hold at least HeaderSize bytes.
+func (h *Header) Put(b []byte) {
+	_ = b[HeaderSize-1] // bounds check hint
+	b[0] = byte(h.Kind)
+	b[1] = h.Flags
+	b[2] = h.Type
+	b[3] = 0
+	binary.LittleEndian.PutUint32(b[4:], h.Context)
+	binary.LittleEndian.PutUint32(b[8:], uint32(h.Src))
+	binary.LittleEndian.PutUint32(b[12:], uint32(h.Dst))
+	binary.LittleEndian.PutUint32(b[16:], uint32(h.Tag))
+	binary.LittleEndian.PutUint64(b[20:], h.Seq)
+	binary.LittleEndian.PutUint32(b[28:], h.Len)
+}
+
+// AppendBinary appends the encoding of h to b.
+func (h Header) AppendBinary(b []byte) ([]byte, error) {
+	var buf [HeaderSize]byte
+	h.Put(buf[:])
+	return append(b, buf[:]...), nil
+}
+
+// ErrBadHeader is returned by ParseHeader for bytes that are not a header.
+var ErrBadHeader = errors.New("transport: bad frame header")
+
+// ParseHeader decodes a header from the first HeaderSize bytes of b. It
+// rejects short input, unknown kinds, a non-zero reserved byte, negative
+// ranks, and control frames that claim a payload. It reads bytes from the
+// network, so it trusts nothing.
+func ParseHeader(b []byte) (Header, error) {
+	if len(b) < HeaderSize {
+		return Header{}, fmt.Errorf("%w: %d bytes, need %d", ErrBadHeader, len(b), HeaderSize)
+	}
+	h := Header{
+		Kind:    Kind(b[0]),
+		Flags:   b[1],
+		Type:    b[2],
+		Context: binary.LittleEndian.Uint32(b[4:]),
+		Src:     int32(binary.LittleEndian.Uint32(b[8:])),
+		Dst:     int32(binary.LittleEndian.Uint32(b[12:])),
+		Tag:     int32(binary.LittleEndian.Uint32(b[16:])),
+		Seq:     binary.LittleEndian.Uint64(b[20:]),
+		Len:     binary.LittleEndian.Uint32(b[28:]),
+	}
+	switch {
+	case h.Kind == 0 || h.Kind > kindMax:
+		return Header{}, fmt.Errorf("%w: unknown kind %d", ErrBadHeader, b[0])
+	case b[3] != 0:
+		return Header{}, fmt.Errorf("%w: reserved byte is %d", ErrBadHeader, b[3])
+	case h.Src < 0 || h.Dst < 0:
+		return Header{}, fmt.Errorf("%w: negative rank (src %d, dst %d)", ErrBadHeader, h.Src, h.Dst)
+	case h.Kind != KindData && h.Len != 0:
+		return Header{}, fmt.Errorf("%w: %s frame with %d payload bytes", ErrBadHeader, h.Kind, h.Len)
+	}
+	return h, nil
+}
+
+// An Endpoint is this process's attachment to one transport. It sends frames
+// to the peers that transport reaches. Implementations are safe for
+// concurrent use by any number of goroutines.
+type Endpoint interface {
+	// Send writes h and then payload (len(payload) == h.Len) to rank h.Dst.
+	// It returns once payload has been copied or written out: the caller may
+	// reuse payload when Send returns. Send blocks while the transport
+	// applies back-pressure; it returns ErrClosed after Close and an error
+	// wrapping ErrPeerLost when the peer is gone.
+	Send(h Header, payload []byte) error
+	// Close sends KindBye to connected peers, stops every goroutine of the
+	// endpoint and waits for them. It is idempotent.
+	Close() error
+}
+
+// A Sink receives inbound frames; the mpi engine implements it. Transports
+// call it from their receiving goroutines: calls for frames from one peer are
+// sequential and in arrival order, calls for different peers may be
+// concurrent. Sink methods must not block on the network.
+type Sink interface {
+	// Buffer is called for each KindData frame once its header has arrived.
+	// It returns where the h.Len payload bytes must be written: a posted
+	// receive buffer (no extra copy) or a fresh buffer for an unexpected
+	// message. The returned slice has length h.Len and belongs to the
+	// transport until Deliver is called.
+	Buffer(h Header) []byte
+	// Deliver reports that the payload of h is complete in buf (the slice
+	// Buffer returned; nil for frames without payload). Every frame kind is
+	// delivered, data frames only after their Buffer call.
+	Deliver(h Header, buf []byte)
+	// PeerLost reports that the connection to rank ended without a Bye, or
+	// broke. Operations waiting on that rank should fail with err.
+	PeerLost(rank int, err error)
+}
+
+// Errors returned by transports. Transports wrap them with detail; test with
+// errors.Is.
+var (
+	// ErrClosed is returned by Send after Close.
+	ErrClosed = errors.New("transport: endpoint closed")
+	// ErrPeerLost means the peer's process or connection is gone.
+	ErrPeerLost = errors.New("transport: peer lost")
+	// ErrTooLarge is returned for a payload above MaxPayload.
+	ErrTooLarge = errors.New("transport: payload too large")
+)
