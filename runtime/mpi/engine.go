@@ -3,13 +3,16 @@ package mpi
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gorun-hpc/gorun/runtime/internal/match"
 	"github.com/gorun-hpc/gorun/runtime/transport"
 )
 
 // request is one pending receive, probe or synchronous send. It completes
-// exactly once: complete closes done after status and err are set.
+// exactly once: complete sets status and err, marks state and puts one token
+// in done. Blocking calls take requests from a pool and return them once
+// the outcome is read; the engine drops every reference before completing.
 type request struct {
 	comm    *Comm
 	op      string
@@ -25,30 +28,52 @@ type request struct {
 
 	dst int32 // synchronous send: destination world rank
 
-	done   chan struct{}
+	state  atomic.Uint32 // 1 once complete
+	done   chan struct{} // capacity 1: one token on completion
 	status Status
 	err    error
 }
 
+var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
+
+// newRequest returns a request ready for one operation.
 func newRequest(c *Comm, op string, peer, tag int) *request {
-	return &request{comm: c, op: op, peer: peer, tag: tag, done: make(chan struct{})}
+	r := requestPool.Get().(*request)
+	r.comm, r.op, r.peer, r.tag = c, op, peer, tag
+	return r
 }
 
-// complete records the outcome and wakes waiters. Call with engine.mu held
-// or before the request is shared.
+// release returns a completed request to the pool. Only the goroutine that
+// owns a blocking call's request may call it, after reading the outcome.
+func (r *request) release() {
+	done := r.done
+	select {
+	case <-done: // drop an unconsumed token
+	default:
+	}
+	*r = request{done: done}
+	requestPool.Put(r)
+}
+
+// complete records the outcome and wakes the waiter. The engine calls it
+// with engine.mu held, after dropping its own references to r.
 func (r *request) complete(st Status, err error) {
 	r.status = st
 	if err != nil {
 		r.err = r.comm.errorf(r.op, r.peer, r.tag, err)
 	}
-	close(r.done)
+	r.state.Store(1)
+	r.done <- struct{}{}
 }
+
+func (r *request) isDone() bool { return r.state.Load() == 1 }
 
 // message is an unexpected message: its header arrived before a matching
 // receive was posted. Its payload may still be streaming in.
 type message struct {
 	h        transport.Header
-	data     []byte
+	data     []byte // the payload; aliases buf when buf was large enough
+	buf      []byte // reusable payload memory kept across uses
 	complete bool     // payload fully delivered
 	err      error    // the sender was lost before the payload completed
 	waiter   *request // receive that matched before the payload completed
@@ -76,6 +101,7 @@ type engine struct {
 	syncs    map[uint64]*request // synchronous sends awaiting their ack
 	nextSeq  uint64
 	probes   []*request
+	free     []*message // recycled unexpected-message records
 
 	acks sync.WaitGroup // goroutines sending acks; joined by Finalize
 }
@@ -128,9 +154,10 @@ func (e *engine) Buffer(h transport.Header) []byte {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	env := match.Envelope{Context: h.Context, Source: h.Src, Tag: h.Tag}
-	msg := &message{h: h}
+	msg := e.getMessage(h)
 	r, ok := e.q.Arrive(env, msg)
 	if ok {
+		e.putMessage(msg)
 		e.acknowledge(h)
 		if err := r.check(h); err != nil {
 			r.complete(Status{}, err)
@@ -143,7 +170,14 @@ func (e *engine) Buffer(h transport.Header) []byte {
 		}
 		return r.buf[:h.Len]
 	}
-	msg.data = make([]byte, h.Len)
+	if int(h.Len) <= cap(msg.buf) {
+		msg.data = msg.buf[:h.Len]
+	} else {
+		msg.data = make([]byte, h.Len)
+		if h.Len <= maxKeptPayload {
+			msg.buf = msg.data
+		}
+	}
 	e.inflight[h.Src] = slot{msg: msg}
 	e.wakeProbes(env, h)
 	return msg.data
@@ -175,27 +209,53 @@ func (e *engine) Deliver(h transport.Header, buf []byte) {
 	case s.msg != nil:
 		m := s.msg
 		m.complete = true
-		if m.waiter != nil {
+		if m.waiter != nil || m.discard {
 			e.fill(m.waiter, m)
 		}
 	}
 }
 
-// fill completes receive r from the complete unexpected message m.
+// fill completes receive r from the unexpected message m, which the queue
+// no longer holds and whose payload is complete (or lost), and recycles m.
+// A nil r (or a discarded m) only recycles.
 func (e *engine) fill(r *request, m *message) {
-	if m.discard {
-		return
-	}
-	if m.err != nil {
+	switch {
+	case m.discard || r == nil:
+	case m.err != nil:
 		r.complete(Status{}, m.err)
+	case r.value:
+		r.data = m.data
+		m.buf = nil // the request owns that memory now
+		r.complete(statusOf(r.comm, m.h), nil)
+	default:
+		copy(r.buf, m.data)
+		r.complete(statusOf(r.comm, m.h), nil)
+	}
+	e.putMessage(m)
+}
+
+// maxKeptPayload is the largest payload buffer a recycled message keeps.
+const maxKeptPayload = 64 << 10
+
+// maxFreeMessages bounds the recycled-message list.
+const maxFreeMessages = 256
+
+func (e *engine) getMessage(h transport.Header) *message {
+	if n := len(e.free); n > 0 {
+		m := e.free[n-1]
+		e.free = e.free[:n-1]
+		m.h = h
+		return m
+	}
+	return &message{h: h}
+}
+
+func (e *engine) putMessage(m *message) {
+	if len(e.free) >= maxFreeMessages {
 		return
 	}
-	if r.value {
-		r.data = m.data
-	} else {
-		copy(r.buf, m.data)
-	}
-	r.complete(statusOf(r.comm, m.h), nil)
+	*m = message{buf: m.buf}
+	e.free = append(e.free, m)
 }
 
 // PeerLost implements transport.Sink.
@@ -326,8 +386,12 @@ func (e *engine) post(r *request) {
 	}
 	e.acknowledge(m.h)
 	if err := r.check(m.h); err != nil {
-		m.discard = true
 		r.complete(Status{}, err)
+		if m.complete || m.err != nil {
+			e.putMessage(m)
+		} else {
+			m.discard = true // recycled when its payload is complete
+		}
 		return
 	}
 	if m.complete || m.err != nil {

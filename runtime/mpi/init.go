@@ -79,6 +79,7 @@ type world struct {
 	eng       *engine
 	routes    []transport.Endpoint // by world rank
 	endpoints []transport.Endpoint // every endpoint, for Close
+	pollers   []transport.Poller   // endpoints waiters poll; fixed after Init
 	store     Store
 	client    *rendezvous.Client // nil unless launched
 	onAbort   func(code int, msg string)

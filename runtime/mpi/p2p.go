@@ -26,8 +26,10 @@ func Ssend[T Numeric](c *Comm, buf []T, dst, tag int) error {
 	if err != nil || r == nil {
 		return err
 	}
-	<-r.done
-	return r.err
+	c.w.wait(r)
+	err = r.err
+	r.release()
+	return err
 }
 
 // Recv receives a message from rank src (or AnySource) with tag (or AnyTag)
@@ -43,8 +45,10 @@ func Recv[T Numeric](c *Comm, buf []T, src, tag int) (Status, error) {
 	r.buf = asBytes(buf)
 	r.typ = typeCode[T]()
 	c.w.eng.post(r)
-	<-r.done
-	return r.status, r.err
+	c.w.wait(r)
+	st, err := r.status, r.err
+	r.release()
+	return st, err
 }
 
 // Sendrecv sends sendbuf to dst and receives into recvbuf from src in one
@@ -74,8 +78,10 @@ func Probe(c *Comm, src, tag int) (Status, error) {
 	}
 	r.probe = true
 	c.w.eng.post(r)
-	<-r.done
-	return r.status, r.err
+	c.w.wait(r)
+	st, err := r.status, r.err
+	r.release()
+	return st, err
 }
 
 // Iprobe reports whether a message from src with tag can be received now,
@@ -89,6 +95,7 @@ func Iprobe(c *Comm, src, tag int) (Status, bool, error) {
 		return procNullStatus(), true, nil
 	}
 	st, ok, err := c.w.eng.iprobe(c, r.pattern)
+	r.release()
 	if err != nil {
 		return Status{}, false, c.errorf("iprobe", src, tag, err)
 	}
@@ -166,6 +173,7 @@ func (c *Comm) ssend(op string, b []byte, typ uint8, dst, tag int) (*request, er
 	}
 	r := newRequest(c, op, dst, tag)
 	if err := c.w.eng.send(h, b, r); err != nil {
+		r.release()
 		return nil, c.errorf(op, dst, tag, mapTransportErr(err))
 	}
 	return r, nil

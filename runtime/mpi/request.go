@@ -22,8 +22,10 @@ type Request struct {
 // closed is a channel that is always ready, for requests complete at birth.
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
+// doneCh returns a channel that is ready once the request completed. Its
+// token may be taken only once; the outcome is cached by finish afterwards.
 func (q *Request) doneCh() <-chan struct{} {
-	if q.r == nil {
+	if q.r == nil || q.ran || q.r.isDone() {
 		return closed
 	}
 	return q.r.done
@@ -44,7 +46,9 @@ func (q *Request) finish() (Status, error) {
 // Wait blocks until the operation completes and returns its Status (for
 // receives) and error.
 func (q *Request) Wait() (Status, error) {
-	<-q.doneCh()
+	if q.r != nil && !q.ran {
+		q.r.comm.w.wait(q.r)
+	}
 	return q.finish()
 }
 
@@ -63,8 +67,7 @@ func (q *Request) WaitContext(ctx context.Context) (Status, error) {
 			return q.finish()
 		}
 	}
-	<-q.doneCh()
-	return q.finish()
+	return q.Wait()
 }
 
 func (r *request) isSend() bool { return r.op == "issend" || r.op == "ssend" }
@@ -72,13 +75,14 @@ func (r *request) isSend() bool { return r.op == "issend" || r.op == "ssend" }
 // Test reports whether the operation has completed, and if so its Status
 // and error. It never blocks.
 func (q *Request) Test() (bool, Status, error) {
-	select {
-	case <-q.doneCh():
-		st, err := q.finish()
-		return true, st, err
-	default:
-		return false, Status{}, nil
+	if q.r != nil && !q.ran && !q.r.isDone() {
+		q.r.comm.w.poll()
+		if !q.r.isDone() {
+			return false, Status{}, nil
+		}
 	}
+	st, err := q.finish()
+	return true, st, err
 }
 
 // cancel withdraws an unmatched receive (used when its paired send failed).

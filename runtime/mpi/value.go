@@ -28,12 +28,14 @@ func RecvValue(c *Comm, v any, src, tag int) (Status, error) {
 	}
 	r.value = true
 	c.w.eng.post(r)
-	<-r.done
-	if r.err != nil {
-		return r.status, r.err
+	c.w.wait(r)
+	st, data, err := r.status, r.data, r.err
+	r.release()
+	if err != nil {
+		return st, err
 	}
-	if err := msgpack.Unmarshal(r.data, v); err != nil {
-		return r.status, c.errorf("recv value", src, tag, fmt.Errorf("mpi: decode into %T: %w", v, err))
+	if err := msgpack.Unmarshal(data, v); err != nil {
+		return st, c.errorf("recv value", src, tag, fmt.Errorf("mpi: decode into %T: %w", v, err))
 	}
-	return r.status, nil
+	return st, nil
 }

@@ -152,6 +152,17 @@ type Endpoint interface {
 	Close() error
 }
 
+// A Poller is an Endpoint that can make progress in the caller's goroutine:
+// an optional capability, found by type assertion. The engine calls Poll
+// while a blocked operation spins briefly before parking, which saves the
+// cost of waking a sleeping thread when a reply is only microseconds away.
+type Poller interface {
+	// Poll hands frames that have already arrived to the Sink, from the
+	// calling goroutine, and reports whether it handed any. It never blocks;
+	// concurrent callers are safe (all but one may return false at once).
+	Poll() bool
+}
+
 // A Sink receives inbound frames; the mpi engine implements it. Transports
 // call it from their receiving goroutines: calls for frames from one peer are
 // sequential and in arrival order, calls for different peers may be

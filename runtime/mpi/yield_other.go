@@ -1,0 +1,9 @@
+//go:build !linux
+
+package mpi
+
+import "runtime"
+
+// osYield lets other goroutines run; other systems have no portable
+// process-level yield.
+func osYield() { runtime.Gosched() }
