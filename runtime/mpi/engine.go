@@ -72,8 +72,8 @@ func (r *request) isDone() bool { return r.state.Load() == 1 }
 // receive was posted. Its payload may still be streaming in.
 type message struct {
 	h        transport.Header
-	data     []byte // the payload; aliases buf when buf was large enough
-	buf      []byte // reusable payload memory kept across uses
+	data     []byte   // the payload; aliases buf when buf was large enough
+	buf      []byte   // reusable payload memory kept across uses
 	complete bool     // payload fully delivered
 	err      error    // the sender was lost before the payload completed
 	waiter   *request // receive that matched before the payload completed

@@ -47,19 +47,23 @@ import (
 // authLabel names this protocol in the auth exchange.
 const authLabel = "gorun-tcp"
 
+// DefaultHandshakeTimeout is used when Config.HandshakeTimeout is zero.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// closeTimeout bounds how long Close waits for peers to take its Byes and
+// finish; only a stalled or vanished peer ever makes it wait that long. A
+// variable so that tests can shorten it.
+var closeTimeout = 5 * time.Second
+
 const (
-	// DefaultHandshakeTimeout is used when Config.HandshakeTimeout is zero.
-	DefaultHandshakeTimeout = 10 * time.Second
-	// closeTimeout bounds how long Close waits for a peer to take its Bye
-	// and finish; only a stalled or vanished peer ever makes it wait that long.
-	closeTimeout = 5 * time.Second
 	// maxHandshakes bounds the accepted connections that are still
 	// authenticating; the accept loop waits for a free slot beyond it.
 	maxHandshakes = 64
 	// readBufferSize is the read buffer of an accepted connection. Small
 	// frames are read many to a system call; a payload larger than what is
-	// buffered is read directly into the Sink's buffer.
-	readBufferSize = 64 << 10
+	// buffered is read directly into the Sink's buffer. Kept small because a
+	// rank may hold a connection from every other rank.
+	readBufferSize = 16 << 10
 )
 
 // Config configures an Endpoint.
@@ -369,7 +373,8 @@ func (e *Endpoint) dial(rank int) (*outConn, error) {
 		perr := &peerError{op: "dial", rank: rank, addr: addr, err: err}
 		return &outConn{e: e, rank: rank, addr: addr, err: perr}, perr
 	}
-	d := net.Dialer{Timeout: e.handshake}
+	deadline := time.Now().Add(e.handshake)
+	d := net.Dialer{Deadline: deadline}
 	nc, err := d.DialContext(e.ctx, "tcp", addr)
 	if err != nil {
 		return fail(err)
@@ -379,7 +384,7 @@ func (e *Endpoint) dial(rank int) (*outConn, error) {
 		conn.Close()
 		return nil, e.errClosed()
 	}
-	if err := e.dialHandshake(conn, rank); err != nil {
+	if err := e.dialHandshake(conn, rank, deadline); err != nil {
 		e.mu.Lock()
 		delete(e.pending, conn)
 		e.mu.Unlock()
@@ -400,8 +405,8 @@ func (e *Endpoint) dial(rank int) (*outConn, error) {
 	return c, nil
 }
 
-func (e *Endpoint) dialHandshake(conn *net.TCPConn, rank int) error {
-	if err := conn.SetDeadline(time.Now().Add(e.handshake)); err != nil {
+func (e *Endpoint) dialHandshake(conn *net.TCPConn, rank int, deadline time.Time) error {
+	if err := conn.SetDeadline(deadline); err != nil {
 		return err
 	}
 	if err := auth.Client(conn, e.token, authLabel); err != nil {

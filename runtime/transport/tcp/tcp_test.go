@@ -597,3 +597,78 @@ func (s *countSink) await(n int64) {
 		<-s.arrived
 	}
 }
+
+// stalledPeer accepts one connection as rank, completes the handshake and
+// then never reads, so the sender's writes back up.
+func stalledPeer(t *testing.T, rank int) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(release); ln.Close(); <-done })
+	go func() { // exits at cleanup; joined by it
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if auth.Server(c, testToken, authLabel) != nil {
+			return
+		}
+		var b [helloSize]byte
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return
+		}
+		c.Write([]byte{verdictOK})
+		<-release
+	}()
+	return ln.Addr().String()
+}
+
+// TestCloseWithStalledPeer: a Send blocked on a peer that stopped reading
+// does not keep Close from returning, and returns ErrClosed itself.
+func TestCloseWithStalledPeer(t *testing.T) {
+	old := closeTimeout
+	closeTimeout = 200 * time.Millisecond
+	defer func() { closeTimeout = old }()
+	bk := newBook()
+	bk.set(1, stalledPeer(t, 1))
+	e0 := listen(t, 0, testToken, transporttest.NewRecorder(0), bk)
+	payload := make([]byte, 1<<20)
+	if err := e0.Send(data(0, 1, 0, payload), payload); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := e0.conn(1)
+	blocked := make(chan error, 1)
+	go func() { // exits when a Send fails (at the latest when Close gives up on the peer); joined through blocked
+		for {
+			if err := e0.Send(data(0, 1, 1, payload), payload); err != nil {
+				blocked <- err
+				return
+			}
+		}
+	}()
+	// Wait until a Send is stuck on the full socket buffers: it then holds
+	// the connection's write lock for good. Nothing signals "blocked in the
+	// kernel", so this polls, bounded; it orders nothing, it only makes sure
+	// the case under test is the one that happens.
+	for deadline := time.Now().Add(time.Minute); c.wmu.TryLock(); {
+		c.wmu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("Send to a peer that does not read never blocked")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	e0.Close()
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	if err := <-blocked; !errors.Is(err, transport.ErrClosed) {
+		t.Errorf("Send blocked during Close = %v, want ErrClosed", err)
+	}
+}
