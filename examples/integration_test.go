@@ -229,3 +229,17 @@ func TestInterrupt(t *testing.T) {
 	}
 	requireGone(t, ps)
 }
+
+// TestExitWithoutFinalize: a rank that exits 0 after Init without calling
+// Finalize, while others wait on it, ends the job with a message saying so,
+// instead of leaving the others hanging.
+func TestExitWithoutFinalize(t *testing.T) {
+	r := gorun(t, "-n", "3", bin.testprog, "nofinalize", "1")
+	if r.code != 1 {
+		t.Fatalf("exit %d; want 1\nstderr:\n%s", r.code, r.stderr)
+	}
+	if !regexp.MustCompile(`gorun: rank 1 \(pid \d+ on host \S+\) exited with status 0 without calling Finalize`).MatchString(r.stderr) {
+		t.Errorf("stderr does not blame rank 1 for skipping Finalize:\n%s", r.stderr)
+	}
+	requireGone(t, pids(r.stdout))
+}

@@ -44,6 +44,11 @@ const (
 	// the rank's remaining output (a panic's stack trace), so that the
 	// report comes after it.
 	lastWordsWait = 250 * time.Millisecond
+	// blameWait bounds how long a failed rank that reported losing a peer
+	// waits for that peer's exit, which names the real cause of the job's
+	// end: a rank that dies makes its peers fail within microseconds, and
+	// the launcher may reap them first.
+	blameWait = 300 * time.Millisecond
 	// tokenSize is the length of the job token in bytes.
 	tokenSize = 32
 )
@@ -198,6 +203,12 @@ type job struct {
 	exits  chan rankExit // every reaped rank; capacity N, so waiters never block
 	aborts chan abortReq // Abort requests; capacity N, extra requests are dropped
 
+	// What ranks told the rendezvous server, written by its callbacks.
+	rmu       sync.Mutex
+	connected []bool // the rank called mpi.Init (proved the job token)
+	finalized []bool // the rank reported Finalize
+	lostPeer  []int  // the first peer the rank reported lost, or -1
+
 	stdin *stdinForwarder // nil when rank 0 reads /dev/null
 
 	// release, once closed, lets the spawn goroutine unlock its thread and
@@ -229,6 +240,20 @@ func (j *job) onAbort(rank, code int, msg string) {
 	}
 }
 
+// setRank applies f to the rank states under their lock.
+func (j *job) setRank(f func()) {
+	j.rmu.Lock()
+	defer j.rmu.Unlock()
+	f()
+}
+
+// rankState returns what rank r told the rendezvous server.
+func (j *job) rankState(r int) (connected, finalized bool, lostPeer int) {
+	j.rmu.Lock()
+	defer j.rmu.Unlock()
+	return j.connected[r], j.finalized[r], j.lostPeer[r]
+}
+
 // report writes one launcher line to gorun's stderr.
 func (j *job) report(format string, args ...any) {
 	j.errs.writeLine([]byte(fmt.Sprintf(format, args...) + "\n"))
@@ -255,11 +280,24 @@ func (j *job) run(ctx context.Context) (int, error) {
 
 	j.exits = make(chan rankExit, n)
 	j.aborts = make(chan abortReq, n)
+	j.connected, j.finalized, j.lostPeer = make([]bool, n), make([]bool, n), make([]int, n)
+	for r := range j.lostPeer {
+		j.lostPeer[r] = -1
+	}
 	srv, err := rendezvous.Listen(ctx, "127.0.0.1:0", rendezvous.ServerConfig{
-		Size:    n,
-		Token:   token,
-		OnAbort: j.onAbort,
-		Logger:  j.log,
+		Size:       n,
+		Token:      token,
+		OnAbort:    j.onAbort,
+		OnConnect:  func(r int) { j.setRank(func() { j.connected[r] = true }) },
+		OnFinalize: func(r int) { j.setRank(func() { j.finalized[r] = true }) },
+		OnPeerLost: func(r, peer int) {
+			j.setRank(func() {
+				if j.lostPeer[r] < 0 {
+					j.lostPeer[r] = peer
+				}
+			})
+		},
+		Logger: j.log,
 	})
 	if err != nil {
 		return ExitFailure, fmt.Errorf("launcher: start the rendezvous server: %w", err)
@@ -290,8 +328,8 @@ func (j *job) run(ctx context.Context) (int, error) {
 		e.alive[i] = true
 	}
 	e.remaining = len(procs)
-	var killC <-chan time.Time
-	var killTimer *time.Timer
+	var killC, blameC <-chan time.Time
+	var killTimer, blameTimer *time.Timer
 	stopping := func() {
 		// Stop every rank: SIGTERM now, SIGKILL after termGrace.
 		e.signalAll(syscall.SIGTERM)
@@ -312,7 +350,7 @@ func (j *job) run(ctx context.Context) (int, error) {
 		case ex := <-j.exits:
 			e.remaining--
 			e.alive[ex.p.rank] = false
-			if !ex.status.failed() || e.ended {
+			if e.ended {
 				continue
 			}
 			// A rank's Abort request reaches the channel before Abort
@@ -322,9 +360,37 @@ func (j *job) run(ctx context.Context) (int, error) {
 			case a := <-j.aborts:
 				e.abort(a)
 				stopping()
+				continue
+			default:
+			}
+			connected, finalized, lost := j.rankState(ex.p.rank)
+			switch {
+			case !ex.status.failed() && (!connected || finalized):
+				// A clean exit; a rank waiting to blame this one blames itself.
+				if e.pending != nil && e.pendingPeer == ex.p.rank {
+					stopping()
+					e.rankFailed(*e.pending)
+				}
+			case !ex.status.failed():
+				stopping()
+				e.rankFailed(ex) // exited 0 after Init without Finalize
+			case e.pending != nil && e.pendingPeer != ex.p.rank:
+				// Another casualty while waiting for the peer that died.
+			case e.pending == nil && lost >= 0 && lost != ex.p.rank && e.alive[lost]:
+				// This rank failed after losing a peer that is still
+				// being reaped: that peer is the likely cause; wait for it.
+				e.pending, e.pendingPeer = &ex, lost
+				blameTimer = time.NewTimer(blameWait)
+				blameC = blameTimer.C
 			default:
 				stopping() // first: the report may wait for the rank's last output
 				e.rankFailed(ex)
+			}
+		case <-blameC:
+			blameC = nil
+			if !e.ended && e.pending != nil {
+				stopping()
+				e.rankFailed(*e.pending)
 			}
 		case a := <-j.aborts:
 			if !e.ended {
@@ -350,6 +416,9 @@ func (j *job) run(ctx context.Context) (int, error) {
 	}
 	if killTimer != nil {
 		killTimer.Stop()
+	}
+	if blameTimer != nil {
+		blameTimer.Stop()
 	}
 	// Every rank has been reaped; kill what is left in their process
 	// groups (a shell script's background commands) and finish.
@@ -542,6 +611,11 @@ type ending struct {
 	remaining int        // number of alive ranks
 	ended     bool       // the cause has been decided
 	code      int        // exit status, once ended
+
+	// pending is a failed rank whose report waits for pendingPeer, a peer
+	// it reported lost, to be reaped (at most blameWait).
+	pending     *rankExit
+	pendingPeer int
 }
 
 // signalAll sends sig to the process group of every started rank.
@@ -559,7 +633,12 @@ func (e *ending) signalAll(sig syscall.Signal) {
 func (e *ending) rankFailed(ex rankExit) {
 	e.ended = true
 	e.code = ex.status.exitCode()
-	what := fmt.Sprintf("rank %d (pid %d on host %s) %s", ex.p.rank, ex.p.pid, e.j.sp.host(), ex.status.describe())
+	how := ex.status.describe()
+	if !ex.status.failed() {
+		e.code = ExitFailure
+		how += " without calling Finalize"
+	}
+	what := fmt.Sprintf("rank %d (pid %d on host %s) %s", ex.p.rank, ex.p.pid, e.j.sp.host(), how)
 	e.srv.Notify(rendezvous.Event{Kind: rendezvous.EventRankFailed, Rank: ex.p.rank, Code: e.code, Text: what})
 	t := time.NewTimer(lastWordsWait)
 	select {

@@ -349,6 +349,17 @@ func abortMsg(code int, text string) msg {
 	return msg{Op: opAbort, Code: clampInt32(code), Text: truncateText(text)}
 }
 
+// ReportLost tells the launcher that this rank lost its connection to peer.
+// It returns once the launcher has recorded the report, so a rank that
+// reports before acting on the loss (failing, exiting) is never blamed for
+// the failure it observed.
+func (c *Client) ReportLost(ctx context.Context, peer int) error {
+	if _, err := c.call(ctx, msg{Op: opLost, Code: peer}, false); err != nil {
+		return fmt.Errorf("rendezvous: report lost rank %d: %w", peer, err)
+	}
+	return nil
+}
+
 // Finalize reports that this rank finalized cleanly, and returns once the
 // launcher has been told. The connection stays open until Close.
 func (c *Client) Finalize(ctx context.Context) error {

@@ -40,6 +40,7 @@
 //	5 abort    id, code, text       ask the launcher to end the job
 //	6 finalize id                   the rank finalized cleanly
 //	7 cancel   id                   forget the pending get or fence id (no reply)
+//	8 lost     id, code = peer      this rank lost its connection to rank code
 //
 // Ops, server → client:
 //

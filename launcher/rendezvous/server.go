@@ -39,6 +39,16 @@ type ServerConfig struct {
 	// OnFinalize, if set, is called when a rank reports Finalize, under the
 	// same rules as OnAbort.
 	OnFinalize func(rank int)
+	// OnConnect, if set, is called once a rank has proved the token and
+	// been accepted (the rank has called mpi.Init), under the same rules as
+	// OnAbort.
+	OnConnect func(rank int)
+	// OnPeerLost, if set, is called when rank reports that it lost its
+	// connection to peer, before the report is answered, so before the
+	// reporting rank can act on the loss. The launcher uses it to tell a
+	// rank that failed from one that failed because a peer died first.
+	// Same rules as OnAbort.
+	OnPeerLost func(rank, peer int)
 	// OnDisconnect, if set, is called when the connection of an accepted
 	// rank ends while the server is not closing, under the same rules as
 	// OnAbort. err is nil for a clean close by the client (EOF), otherwise
@@ -341,6 +351,9 @@ func (s *Server) handshake(c *sconn, br *bufio.Reader) error {
 		}
 		return fmt.Errorf("rendezvous: rejected hello: %s", text)
 	}
+	if s.cfg.OnConnect != nil {
+		s.cfg.OnConnect(c.rank)
+	}
 	return c.nc.SetDeadline(time.Time{})
 }
 
@@ -369,6 +382,11 @@ func (s *Server) readLoop(c *sconn, br *bufio.Reader) error {
 		case opFinalize:
 			if s.cfg.OnFinalize != nil {
 				s.cfg.OnFinalize(c.rank)
+			}
+			s.reply(c, m.ID, nil)
+		case opLost:
+			if s.cfg.OnPeerLost != nil && m.Code >= 0 && m.Code < s.cfg.Size {
+				s.cfg.OnPeerLost(c.rank, m.Code)
 			}
 			s.reply(c, m.ID, nil)
 		default:

@@ -577,3 +577,37 @@ func TestCloseJoinsGoroutines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestConnectAndLostReports: OnConnect runs when a rank is accepted, and a
+// lost-peer report reaches OnPeerLost before ReportLost returns.
+func TestConnectAndLostReports(t *testing.T) {
+	type lost struct{ rank, peer int }
+	connects := make(chan int, 2)
+	losts := make(chan lost, 2)
+	s := startServer(t, 3, func(c *ServerConfig) {
+		c.OnConnect = func(rank int) { connects <- rank }
+		c.OnPeerLost = func(rank, peer int) { losts <- lost{rank, peer} }
+	})
+	c := dial(t, s, 2, nil)
+	if r := <-connects; r != 2 {
+		t.Fatalf("OnConnect(%d); want 2", r)
+	}
+	if err := c.ReportLost(testCtx(t), 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-losts:
+		if got != (lost{2, 0}) {
+			t.Fatalf("OnPeerLost(%+v); want {2 0}", got)
+		}
+	default:
+		t.Fatal("ReportLost returned before OnPeerLost ran")
+	}
+	// A report naming no rank of the job is answered but not passed on.
+	if err := c.ReportLost(testCtx(t), 7); err != nil {
+		t.Fatal(err)
+	}
+	if len(losts) != 0 {
+		t.Fatalf("OnPeerLost called for rank 7 of a 3-rank job")
+	}
+}

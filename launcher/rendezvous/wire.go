@@ -43,6 +43,7 @@ const (
 	opAbort    op = 5
 	opFinalize op = 6
 	opCancel   op = 7
+	opLost     op = 8
 
 	opWelcome op = 16
 	opReject  op = 17
@@ -51,7 +52,7 @@ const (
 )
 
 func (o op) known() bool {
-	return (o >= opHello && o <= opCancel) || (o >= opWelcome && o <= opEvent)
+	return (o >= opHello && o <= opLost) || (o >= opWelcome && o <= opEvent)
 }
 
 // Reasons carried in the code of a reject frame.

@@ -258,8 +258,11 @@ func (e *engine) putMessage(m *message) {
 	e.free = append(e.free, m)
 }
 
-// PeerLost implements transport.Sink.
+// PeerLost implements transport.Sink. It tells the launcher first, so that
+// the launcher blames the peer, not this rank, if this rank fails because of
+// the loss.
 func (e *engine) PeerLost(rank int, err error) {
+	e.w.reportLost(rank)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.loseLocked(rank, fmt.Errorf("%w: rank %d: %w", ErrPeerLost, rank, err))

@@ -299,6 +299,19 @@ func (w *world) event(ev rendezvous.Event) {
 	}
 }
 
+// reportLost tells the launcher that this rank lost peer, before the loss
+// fails any operation. It is a no-op after Finalize, when peers closing
+// their connections is expected, and without a launcher.
+func (w *world) reportLost(peer int) {
+	if w.client == nil || w.finalized.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	// If the launcher cannot be told, it is gone or ending the job anyway.
+	_ = w.client.ReportLost(ctx, peer)
+}
+
 // peer returns rank's published endpoint information.
 func (w *world) peer(ctx context.Context, rank int) (peerInfo, error) {
 	w.peersMu.Lock()
