@@ -24,6 +24,13 @@ const (
 	// EnvToken is the job's secret token, hex encoded. Ranks prove it to the
 	// rendezvous and to each other.
 	EnvToken = "GORUN_TOKEN"
+	// EnvNet is a network (CIDR, e.g. 10.0.0.0/24) in which each rank
+	// listens and publishes its TCP address (gorun --net). Without it a rank
+	// uses the address of its interface that routes to the launcher.
+	EnvNet = "GORUN_NET"
+	// EnvDebug lists debugging outputs, comma separated: "routes" makes
+	// each rank print the transport it uses for every peer.
+	EnvDebug = "GORUN_DEBUG"
 	// EnvTransport forces one transport between ranks for comparison
 	// ("tcp"); empty means the best available.
 	EnvTransport = "GORUN_TRANSPORT"

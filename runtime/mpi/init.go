@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +80,7 @@ type world struct {
 
 	eng       *engine
 	routes    []transport.Endpoint // by world rank
+	via       []string             // by world rank: the transport's name, for GORUN_DEBUG=routes
 	endpoints []transport.Endpoint // every endpoint, for Close
 	pollers   []transport.Poller   // endpoints waiters poll; fixed after Init
 	store     Store
@@ -132,11 +135,12 @@ func Init(ctx context.Context, opts ...Option) (*Comm, error) {
 }
 
 func newWorld(rank, size int) *world {
-	w := &world{rank: rank, size: size, localRank: rank, localSize: size, routes: make([]transport.Endpoint, size)}
+	w := &world{rank: rank, size: size, localRank: rank, localSize: size,
+		routes: make([]transport.Endpoint, size), via: make([]string, size)}
 	w.jobCtx, w.jobCancel = context.WithCancel(context.Background())
 	w.eng = newEngine(w, size)
 	self := loopback.New(rank, w.eng)
-	w.routes[rank] = self
+	w.routes[rank], w.via[rank] = self, "self"
 	w.endpoints = append(w.endpoints, self)
 	w.comm = newComm(w, 0, rank, nil)
 	return w
@@ -162,11 +166,7 @@ func initInProcess(ctx context.Context, p *InProcess) (*world, error) {
 	w.store = p.Store
 	ep := p.Hub.Endpoint(p.Rank, w.eng)
 	w.endpoints = append(w.endpoints, ep)
-	for r := range w.routes {
-		if r != p.Rank {
-			w.routes[r] = ep
-		}
-	}
+	w.setRoutes(ep, "inproc", nil)
 	if p.OnAbort != nil {
 		rank := p.Rank
 		w.onAbort = func(code int, msg string) { p.OnAbort(rank, code, msg) }
@@ -249,11 +249,16 @@ func initLaunched(ctx context.Context) (*world, error) {
 		_ = client.Abort(actx, code, msg)
 	}
 
+	laddr, err := listenAddr(os.Getenv(rendezvous.EnvAddr), os.Getenv(rendezvous.EnvNet))
+	if err != nil {
+		w.close()
+		return nil, err
+	}
 	ep, err := tcp.Listen(ctx, tcp.Config{
 		Rank:    rank,
 		Token:   token,
 		Sink:    w.eng,
-		Listen:  "127.0.0.1:0",
+		Listen:  laddr,
 		Resolve: w.resolveTCP,
 	})
 	if err != nil {
@@ -261,11 +266,7 @@ func initLaunched(ctx context.Context) (*world, error) {
 		return nil, fmt.Errorf("mpi: listen: %w", err)
 	}
 	w.endpoints = append(w.endpoints, ep)
-	for r := range w.routes {
-		if r != rank {
-			w.routes[r] = ep
-		}
-	}
+	w.setRoutes(ep, "tcp", nil)
 	info, err := msgpack.Marshal(peerInfo{
 		Host: w.host, PID: os.Getpid(), TCP: ep.Addr(),
 		ByteOrder: hostByteOrder(), IntSize: strconv.IntSize,
@@ -282,7 +283,31 @@ func initLaunched(ctx context.Context) (*world, error) {
 		w.close()
 		return nil, fmt.Errorf("mpi: init fence: %w", err)
 	}
+	w.debugRoutes()
 	return w, nil
+}
+
+// setRoutes routes every peer for which only(r) is true (all when only is
+// nil), other than the own rank, through ep.
+func (w *world) setRoutes(ep transport.Endpoint, name string, only func(r int) bool) {
+	for r := range w.routes {
+		if r != w.rank && (only == nil || only(r)) {
+			w.routes[r], w.via[r] = ep, name
+		}
+	}
+}
+
+// debugRoutes prints the transport chosen for every peer when GORUN_DEBUG
+// includes "routes".
+func (w *world) debugRoutes() {
+	if !slices.Contains(strings.Split(os.Getenv(rendezvous.EnvDebug), ","), "routes") {
+		return
+	}
+	var b strings.Builder
+	for r, name := range w.via {
+		fmt.Fprintf(&b, "mpi: route %d->%d %s\n", w.rank, r, name)
+	}
+	os.Stderr.WriteString(b.String())
 }
 
 // event handles a launcher event; it runs on the rendezvous client's reader.
