@@ -141,7 +141,7 @@ func newWorld(rank, size int) *world {
 	w.eng = newEngine(w, size)
 	self := loopback.New(rank, w.eng)
 	w.routes[rank], w.via[rank] = self, "self"
-	w.endpoints = append(w.endpoints, self)
+	w.addEndpoint(self)
 	w.comm = newComm(w, 0, rank, nil)
 	return w
 }
@@ -165,7 +165,7 @@ func initInProcess(ctx context.Context, p *InProcess) (*world, error) {
 	w.job = "inproc"
 	w.store = p.Store
 	ep := p.Hub.Endpoint(p.Rank, w.eng)
-	w.endpoints = append(w.endpoints, ep)
+	w.addEndpoint(ep)
 	w.setRoutes(ep, "inproc", nil)
 	if p.OnAbort != nil {
 		rank := p.Rank
@@ -265,7 +265,7 @@ func initLaunched(ctx context.Context) (*world, error) {
 		w.close()
 		return nil, fmt.Errorf("mpi: listen: %w", err)
 	}
-	w.endpoints = append(w.endpoints, ep)
+	w.addEndpoint(ep)
 	w.setRoutes(ep, "tcp", nil)
 	info, err := msgpack.Marshal(peerInfo{
 		Host: w.host, PID: os.Getpid(), TCP: ep.Addr(),

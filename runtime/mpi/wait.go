@@ -64,8 +64,10 @@ func (w *world) poll() {
 	}
 }
 
-// addPoller registers ep for polling by waiters if it can poll.
-func (w *world) addPoller(ep transport.Endpoint) {
+// addEndpoint registers ep to be closed with the world and, if it can
+// poll, to be polled by waiters. Only Init calls it.
+func (w *world) addEndpoint(ep transport.Endpoint) {
+	w.endpoints = append(w.endpoints, ep)
 	if p, ok := ep.(transport.Poller); ok {
 		w.pollers = append(w.pollers, p)
 	}
