@@ -3,6 +3,7 @@ package mpi
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorun-hpc/gorun/runtime/internal/match"
@@ -37,6 +38,9 @@ type Comm struct {
 	index map[int]int // world rank → communicator rank; nil means identity
 	coll  *Comm       // the collective view, built at creation
 	isCol bool
+	// Shared by c and its collective view.
+	freed *atomic.Bool   // Free was called
+	seq   *atomic.Uint64 // collective calls started, for NextSeq
 }
 
 // Rank returns the calling process's rank in c, in [0, Size()).
@@ -69,7 +73,8 @@ func (c *Comm) Collective() *Comm {
 
 // newComm builds a communicator and its collective view.
 func newComm(w *world, ctx uint32, rank int, ranks []int32) *Comm {
-	c := &Comm{w: w, ctx: ctx, rank: rank, size: len(ranks), ranks: ranks}
+	c := &Comm{w: w, ctx: ctx, rank: rank, size: len(ranks), ranks: ranks,
+		freed: new(atomic.Bool), seq: new(atomic.Uint64)}
 	if ranks == nil {
 		c.size = w.size
 	} else {
@@ -116,8 +121,19 @@ func (c *Comm) usable() error {
 	if c.w.finalized.Load() {
 		return ErrFinalized
 	}
+	if c.freed.Load() {
+		return ErrFreed
+	}
 	return nil
 }
+
+// NextSeq returns a number that grows by one with each call on c or its
+// Collective view, starting at 1. Every rank calls collective operations on
+// a communicator in the same order, so each draws the same numbers:
+// implementations of collectives (package collectives) put it in their tags
+// to keep the messages of successive, possibly overlapping, non-blocking
+// collective calls apart.
+func (c *Comm) NextSeq() uint64 { return c.seq.Add(1) }
 
 func (c *Comm) checkPeer(r int, wildcard bool) error {
 	if r == ProcNull || (wildcard && r == AnySource) || (r >= 0 && r < c.size) {

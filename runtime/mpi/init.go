@@ -95,6 +95,8 @@ type world struct {
 	peersMu sync.Mutex
 	peers   map[int]peerInfo
 
+	nextCtx   atomic.Uint32  // lowest context id free in this process (pairs: p2p, collective)
+	started   sync.WaitGroup // goroutines of Start; joined by close
 	finalized atomic.Bool
 	closeOnce sync.Once
 }
@@ -138,6 +140,7 @@ func newWorld(rank, size int) *world {
 	w := &world{rank: rank, size: size, localRank: rank, localSize: size,
 		routes: make([]transport.Endpoint, size), via: make([]string, size)}
 	w.jobCtx, w.jobCancel = context.WithCancel(context.Background())
+	w.nextCtx.Store(2) // the world communicator uses contexts 0 and 1
 	w.eng = newEngine(w, size)
 	self := loopback.New(rank, w.eng)
 	w.routes[rank], w.via[rank] = self, "self"
@@ -389,6 +392,7 @@ func (w *world) close() {
 		}
 		w.eng.acks.Wait()
 		w.watch.Wait()
+		w.started.Wait()
 		if w.client != nil {
 			_ = w.client.Close()
 		}

@@ -172,3 +172,19 @@ func Irecv[T Numeric](c *Comm, buf []T, src, tag int) (*Request, error) {
 	c.w.eng.post(r)
 	return &Request{r: r}, nil
 }
+
+// Start runs fn on its own goroutine and returns a Request that completes,
+// with fn's error, when fn returns. It is how non-blocking operations built
+// from blocking ones (package collectives' Ibcast, Iallreduce…) return a
+// Request. fn must end when the job aborts (blocking calls on c do);
+// Finalize waits for it.
+func Start(c *Comm, fn func() error) *Request {
+	r := newRequest(c, "start", none, none)
+	w := c.w
+	w.started.Add(1)
+	go func() { // exits when fn returns; joined by world.close
+		defer w.started.Done()
+		r.complete(Status{}, fn())
+	}()
+	return &Request{r: r}
+}
