@@ -71,7 +71,7 @@ func gorun(t *testing.T, args ...string) result {
 	return result{code, stdout.String(), stderr.String()}
 }
 
-var pidLine = regexp.MustCompile(`(?m)^pid (\d+) (\d+)$`)
+var pidLine = regexp.MustCompile(`(?m)^pid (\d+) (\d+) (\w*)$`)
 
 // pids returns the rank pids a testprog job printed.
 func pids(out string) []int {
@@ -107,10 +107,16 @@ func requireGone(t *testing.T, ps []int) {
 	}
 }
 
-func shmFiles(t *testing.T) []string {
+// requireClean fails if a rank process or a shared-memory file of the job
+// whose testprog output is out remains.
+func requireClean(t *testing.T, out string) {
 	t.Helper()
-	m, _ := filepath.Glob("/dev/shm/gorun-*")
-	return m
+	requireGone(t, pids(out))
+	for _, m := range pidLine.FindAllStringSubmatch(out, 1) {
+		if left, _ := filepath.Glob("/dev/shm/gorun-" + m[3] + "-*"); len(left) > 0 {
+			t.Errorf("shared-memory files of job %s left behind: %v", m[3], left)
+		}
+	}
 }
 
 func TestRing(t *testing.T) {
@@ -143,7 +149,6 @@ func TestHello(t *testing.T) {
 // TestExchange: every pair of 5 ranks exchanges messages of random sizes and
 // tags over the real transports; every element and the order are checked.
 func TestExchange(t *testing.T) {
-	before := shmFiles(t)
 	r := gorun(t, "-n", "5", bin.testprog, "exchange", "40")
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
@@ -153,10 +158,7 @@ func TestExchange(t *testing.T) {
 			t.Errorf("rank %d did not finish:\n%s\n%s", rank, r.stdout, r.stderr)
 		}
 	}
-	requireGone(t, pids(r.stdout))
-	if after := shmFiles(t); len(after) > len(before) {
-		t.Errorf("/dev/shm files left behind: %v", after)
-	}
+	requireClean(t, r.stdout)
 }
 
 // TestRankFails: one rank exits with status 3 while the others block
@@ -171,9 +173,8 @@ func TestRankFails(t *testing.T) {
 	}
 	if ps := pids(r.stdout); len(ps) != 4 {
 		t.Errorf("saw %d pids; want 4\n%s", len(ps), r.stdout)
-	} else {
-		requireGone(t, ps)
 	}
+	requireClean(t, r.stdout)
 }
 
 func TestRankKilled(t *testing.T) {
@@ -184,7 +185,7 @@ func TestRankKilled(t *testing.T) {
 	if !strings.Contains(r.stderr, "rank 1") || !strings.Contains(r.stderr, "signal 9") {
 		t.Errorf("stderr does not name rank 1 and signal 9:\n%s", r.stderr)
 	}
-	requireGone(t, pids(r.stdout))
+	requireClean(t, r.stdout)
 }
 
 func TestTimeout(t *testing.T) {
@@ -195,7 +196,7 @@ func TestTimeout(t *testing.T) {
 	if !strings.Contains(r.stderr, "timed out") {
 		t.Errorf("stderr does not say the job timed out:\n%s", r.stderr)
 	}
-	requireGone(t, pids(r.stdout))
+	requireClean(t, r.stdout)
 }
 
 // TestInterrupt: SIGINT to gorun while every rank is blocked in a receive
@@ -241,5 +242,48 @@ func TestExitWithoutFinalize(t *testing.T) {
 	if !regexp.MustCompile(`gorun: rank 1 \(pid \d+ on host \S+\) exited with status 0 without calling Finalize`).MatchString(r.stderr) {
 		t.Errorf("stderr does not blame rank 1 for skipping Finalize:\n%s", r.stderr)
 	}
-	requireGone(t, pids(r.stdout))
+	requireClean(t, r.stdout)
+}
+
+// TestGorunKilled: SIGKILL to gorun itself, while every rank is blocked in a
+// receive over shared memory, leaves no rank process and no shared-memory
+// file of the job behind.
+func TestGorunKilled(t *testing.T) {
+	cmd := exec.Command(bin.gorun, "-n", "3", bin.testprog, "block")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var ps []int
+	job := ""
+	sc := bufio.NewScanner(stdout)
+	for len(ps) < 3 && sc.Scan() {
+		if m := pidLine.FindStringSubmatch(sc.Text()); m != nil {
+			p, _ := strconv.Atoi(m[2])
+			ps, job = append(ps, p), m[3]
+		}
+	}
+	if len(ps) < 3 || job == "" {
+		t.Fatalf("saw pids %v, job %q; want 3 pids and a job id", ps, job)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait() // killed: the error says so
+	// The ranks are not our children: poll, bounded, for them to die.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, p := range ps {
+		for alive(p) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if alive(p) {
+			t.Errorf("rank process %d survived gorun's SIGKILL", p)
+		}
+	}
+	if left, _ := filepath.Glob("/dev/shm/gorun-" + job + "-*"); len(left) > 0 {
+		t.Errorf("shared-memory files of job %s left behind: %v", job, left)
+	}
 }

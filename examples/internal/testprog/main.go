@@ -1,6 +1,7 @@
 // Command testprog is a rank program for gorun's integration tests. Its
 // first argument picks a behaviour; every rank first prints "pid <rank>
-// <pid>" so tests can check that no process outlives the job.
+// <pid> <job>" so tests can check that no process or shared-memory file
+// outlives the job.
 //
 //	testprog fail R CODE   rank R exits with CODE; the others block receiving from R
 //	testprog kill R        rank R kills itself with SIGKILL; the others block receiving from R
@@ -28,7 +29,7 @@ func main() {
 		os.Exit(1)
 	}
 	rank := world.Rank()
-	fmt.Printf("pid %d %d\n", rank, os.Getpid())
+	fmt.Printf("pid %d %d %s\n", rank, os.Getpid(), os.Getenv("GORUN_JOB"))
 	arg := func(i int) int {
 		n, _ := strconv.Atoi(os.Args[i])
 		return n
