@@ -286,6 +286,10 @@ func initLaunched(ctx context.Context) (*world, error) {
 		w.close()
 		return nil, fmt.Errorf("mpi: init fence: %w", err)
 	}
+	if err := w.setupShm(ctx); err != nil {
+		w.close()
+		return nil, err
+	}
 	w.debugRoutes()
 	return w, nil
 }

@@ -17,8 +17,9 @@ import (
 //   - then polling with sched_yield between rounds, which hands the core to
 //     another runnable process at once when there are more ranks than cores
 //     (8 ranks on a 2-core laptop), for at most spinBudget in total,
-//   - then the goroutine parks; the transport's own reader thread sleeps on
-//     a futex and wakes it when a message arrives.
+//   - then the goroutine parks; the transport's own reader goroutine sleeps
+//     (shm: on a FIFO doorbell in the netpoller, which holds no scheduler
+//     slot) and wakes it when a message arrives.
 //
 // So a rank that waits long uses at most spinBudget of CPU per wait, and
 // none after that: a rank blocked for 3 s burns about a millisecond.

@@ -1,0 +1,213 @@
+// Package shm is the shared-memory transport between ranks on one host.
+//
+// # Segments
+//
+// Each rank owns one segment file, Dir/gorun-<job>-<rank> (Dir is /dev/shm
+// by default), mapped MAP_SHARED by itself and by every other local rank. It
+// holds the rank's inbound traffic: one single-producer single-consumer ring
+// per local rank (itself included, for frames to oneself), written by that
+// rank and read by the owner, plus a control block (pid, state, and a
+// "sleeping" word), and a doorbell FIFO, Dir/gorun-<job>-<rank>.bell. The file is sized with fallocate, so
+// a /dev/shm that is too small fails Create with an error naming the sizes
+// (never a SIGBUS later). Lifecycle: Create (map own segment), a fence,
+// Attach (map the peers'), a fence, Unlink (from then on a kill -9 leaves
+// nothing behind), ..., Close.
+//
+// Size: with n local ranks every ring holds
+//
+//	R(n) = clamp(largest power of two <= 192 MiB / n², 16 KiB, 1 MiB)
+//
+// bytes and a segment takes
+//
+//	SegmentSize(n) = 4 KiB + roundup(256·n, 4 KiB) + n·R(n)
+//
+// so all n segments together take n·SegmentSize(n) <= 192 MiB + 1.3 MiB for
+// n <= 64 (64 ranks: 32 KiB rings, 2.02 MiB per segment, 129 MiB in all;
+// 2 ranks: 1 MiB rings, 2 MiB per segment).
+//
+// # Rings and memory ordering
+//
+// A ring is R bytes of data plus a control entry: tail (bytes ever
+// published, written by the producer), head (bytes ever consumed, written by
+// the consumer), each on its own cache line, and three words for waiting and
+// for large messages. Records start at 64-byte boundaries: an 8-byte record
+// header {size u32, type u8}, then (for frame records) the 32-byte transport
+// header, then the payload, which may wrap around the end of the ring. The
+// first 64 bytes of a record never wrap.
+//
+// The producer (one Send at a time per destination, under a mutex) writes
+// the record's bytes with ordinary stores and then publishes them with an
+// atomic store of tail; the consumer loads tail atomically before reading
+// the bytes, and publishes the space it freed with an atomic store of head
+// after it has finished reading them. Go's sync/atomic operations are
+// sequentially consistent and act as compiler barriers, and on amd64 (TSO)
+// an atomic store is a locked instruction, so every byte written before the
+// store of tail is visible to a process that has loaded the new tail (a
+// release/acquire pair), in this process and in others alike. The same
+// argument covers head in the other direction.
+//
+// # Wake-ups
+//
+// The receiving endpoint has one background reader goroutine. It drains the
+// rings and, when they are empty, goes to sleep with a check-then-sleep
+// protocol: store sleeping=1, look at every ring once more, then block
+// reading its doorbell FIFO. A producer publishes its record and then loads
+// sleeping; only if it is 1 and it wins the CAS 1→0 does it write one byte to
+// the FIFO. Both sides store before they load (sequentially consistent
+// atomics), so either the reader sees the record or the producer sees
+// sleeping=1 and its byte ends (or pre-empts) the reader's blocking read: no
+// wake-up is lost, and a producer makes no system call while the reader is
+// awake. The FIFO, rather than a futex, is deliberate: the read parks the
+// goroutine in Go's netpoller, while a goroutine blocked in FUTEX_WAIT keeps
+// its P (a GOMAXPROCS slot) until sysmon retakes it, up to ~10 ms later —
+// which stalled the goroutines queued behind it, typically the one the last
+// delivery had just woken. For the same reason, a Send that waits (for ring
+// space or for a large message to be read) spins, yielding, and then polls
+// with backoff sleeps of 5 µs doubling to 1 ms on Go timers.
+//
+// Poll lets the engine deliver in its own goroutine. Each call marks the
+// endpoint awake (a process-local word); if the reader was asleep, the first
+// Poll wakes it (once). A reader that finds the endpoint marked awake clears
+// the mark and naps (100 µs) without announcing sleep, so producers skip
+// FUTEX_WAKE while anybody keeps polling; a reader that finds no Poll since
+// its last nap goes to sleep for real. So a frame that arrives after the
+// last Poll is delivered at most about one nap (100 µs) later, and an idle
+// endpoint burns no CPU (it wakes every 250 ms to look for dead peers).
+//
+// # Large messages
+//
+// Payloads up to the eager limit (min(8 KiB, R/4)) are copied through the
+// ring. Larger ones use cross-memory attach: the sender posts a descriptor
+// {header, sequence number, its pid, address}, the receiver asks the Sink
+// for the destination (Sink.Buffer) and reads the payload straight into it
+// with process_vm_readv, a single copy. A per-ring word carries the
+// descriptor's state (posted → reading → done, or posted → revoked by a
+// sender that gives up first, or reading → refused); the sender waits for
+// done, keeping its payload alive, then returns. If the kernel refuses
+// process_vm_readv (EPERM, ENOSYS, e.g. under a strict Yama ptrace_scope or
+// seccomp), the receiver answers refused and both sides switch, for the rest
+// of the job, to a pipelined copy of the payload through the ring in chunks
+// of min(R/4, 256 KiB). Create calls prctl(PR_SET_PTRACER, ANY) so that
+// local ranks may read each other under Yama ptrace_scope=1.
+//
+// # Failures
+//
+// A peer that closes sends KindBye on its ring and marks its segment
+// closed; later Sends to it fail with an error wrapping transport.ErrPeerLost
+// (no PeerLost call). A peer process that dies is noticed through a pidfd
+// (readable once the process has exited, zombies included): by the reader
+// every 250 ms while idle and by any Send that waits for it; the Sink gets
+// PeerLost after every frame the peer had published, and Sends fail with
+// ErrPeerLost. Nothing waits on a dead peer.
+package shm
+
+import (
+	"math/bits"
+
+	"github.com/gorun-hpc/gorun/runtime/transport"
+)
+
+// Config configures an Endpoint.
+type Config struct {
+	// Job is the job id; it names the segment files and must be the same
+	// for every local rank of the job.
+	Job string
+	// Rank is this rank's world rank.
+	Rank int
+	// Local lists the world ranks on this host, including Rank, ascending.
+	Local []int
+	// Sink receives inbound frames.
+	Sink transport.Sink
+	// Dir holds the segment files; "/dev/shm" when empty.
+	Dir string
+}
+
+// DefaultDir is the directory of segment files when Config.Dir is empty.
+const DefaultDir = "/dev/shm"
+
+// Layout of a segment. Offsets are in bytes from the start of the mapping.
+const (
+	pageSize = 4096
+
+	// Control block, first page.
+	offMagic    = 0   // u64, stored last at Create: the segment is initialised
+	offVersion  = 8   // u32
+	offN        = 12  // u32 local ranks
+	offIndex    = 16  // u32 owner's index in Local
+	offPid      = 20  // u32 owner's pid
+	offRank     = 24  // u32 owner's world rank
+	offRingSize = 32  // u64 R
+	offState    = 64  // u32 stateOpen, then stateClosed once nothing reads the rings
+	_           = 128 // u32 reserved (was a futex doorbell; the FIFO replaced it)
+	offSleeping = 192 // u32 1 while the reader is (about to be) asleep
+
+	// Ring control entries, one per producer, from the second page.
+	ringCtlStride = 256
+	rcTail        = 0   // u64 bytes published by the producer
+	rcHead        = 64  // u64 bytes consumed by the consumer
+	rcPWait       = 128 // u32 1 while the producer sleeps on rcPEvent (reserved: producers poll)
+	rcPEvent      = 132 // u32 futex word for a sleeping producer, bumped by the consumer
+	rcCMA         = 192 // u32 cross-memory-attach descriptor state: seq<<2 | cmaState
+
+	segMagic   = 0x676f72756e73686d // "gorunshm"
+	segVersion = 1
+
+	stateOpen   = 1
+	stateClosed = 2
+
+	recAlign   = 64 // records start at multiples of this
+	recHdrSize = 8  // {size u32, type u8, pad}
+
+	minRing    = 16 << 10
+	maxRing    = 1 << 20
+	ringBudget = 192 << 20 // bytes of rings for all ranks together
+)
+
+// Record types.
+const (
+	recFrame = 1 // header + inline payload: a complete frame
+	recCMA   = 2 // header + {addr u64, seq u32, pid u32}: read it with process_vm_readv
+	recBegin = 3 // header: a frame whose payload follows in recChunk records
+	recChunk = 4 // the next bytes of the current recBegin (or refused recCMA) frame
+)
+
+// States of the cross-memory-attach word: seq<<cmaShift | state.
+const (
+	cmaShift   = 3
+	cmaPosted  = 0 // sender published the descriptor
+	cmaReading = 1 // receiver claimed it and is reading
+	cmaDone    = 2 // receiver has read everything: the sender may return
+	cmaRevoked = 3 // sender withdrew it before the receiver claimed it
+	cmaRefused = 4 // the kernel refused process_vm_readv: the payload follows in chunks
+)
+
+// ringSize returns R(n), the bytes of one ring when n ranks share the host.
+func ringSize(n int) int64 {
+	if n < 1 {
+		n = 1
+	}
+	q := uint64(ringBudget) / (uint64(n) * uint64(n))
+	if q < minRing {
+		return minRing
+	}
+	r := int64(1) << (bits.Len64(q) - 1)
+	return min(r, maxRing)
+}
+
+// dataOffset returns where the ring data starts in a segment for n ranks.
+func dataOffset(n int) int64 {
+	return pageSize + roundUp(int64(n)*ringCtlStride, pageSize)
+}
+
+func roundUp(x, a int64) int64 { return (x + a - 1) / a * a }
+
+// SegmentSize returns the bytes of one rank's segment file when localRanks
+// ranks share the host (see the package documentation for the formula); 0
+// for fewer than one rank. All local ranks together need localRanks times
+// as much.
+func SegmentSize(localRanks int) int64 {
+	if localRanks < 1 {
+		return 0
+	}
+	return dataOffset(localRanks) + int64(localRanks)*ringSize(localRanks)
+}
