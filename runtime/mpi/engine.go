@@ -28,8 +28,8 @@ type request struct {
 
 	dst int32 // synchronous send: destination world rank
 
-	state  atomic.Uint32 // 1 once complete
-	done   chan struct{} // capacity 1: one token on completion
+	state  atomic.Uint32 // statePending, stateParked or stateDone
+	done   chan struct{} // capacity 1: the token complete sends a parked waiter
 	status Status
 	err    error
 }
@@ -55,6 +55,17 @@ func (r *request) release() {
 	requestPool.Put(r)
 }
 
+// Request states. A waiter that spins watches for stateDone and needs no
+// token; one that blocks moves pending → parked first and then receives the
+// token complete sends. complete swaps in stateDone and touches r again only
+// when it swapped out stateParked: that waiter is blocked until the token
+// arrives, so r cannot have been released (and reused) meanwhile.
+const (
+	statePending uint32 = iota
+	stateParked
+	stateDone
+)
+
 // complete records the outcome and wakes the waiter. The engine calls it
 // with engine.mu held, after dropping its own references to r.
 func (r *request) complete(st Status, err error) {
@@ -62,11 +73,20 @@ func (r *request) complete(st Status, err error) {
 	if err != nil {
 		r.err = r.comm.errorf(r.op, r.peer, r.tag, err)
 	}
-	r.state.Store(1)
-	r.done <- struct{}{}
+	if r.state.Swap(stateDone) == stateParked {
+		r.done <- struct{}{}
+	}
 }
 
-func (r *request) isDone() bool { return r.state.Load() == 1 }
+func (r *request) isDone() bool { return r.state.Load() == stateDone }
+
+// park blocks until r is complete. r may already be parked by a select
+// that gave up (Request.WaitContext); its token is still to come then.
+func (r *request) park() {
+	if r.state.CompareAndSwap(statePending, stateParked) || r.state.Load() == stateParked {
+		<-r.done
+	}
+}
 
 // message is an unexpected message: its header arrived before a matching
 // receive was posted. Its payload may still be streaming in.
@@ -104,6 +124,10 @@ type engine struct {
 	free     []*message // recycled unexpected-message records
 
 	acks sync.WaitGroup // goroutines sending acks; joined by Finalize
+
+	// trouble is set (under mu) once a peer is lost or the job aborts;
+	// until then plain sends skip mu entirely.
+	trouble atomic.Bool
 }
 
 func newEngine(w *world, size int) *engine {
@@ -273,6 +297,7 @@ func (e *engine) loseLocked(rank int, err error) {
 		return
 	}
 	e.lost[rank] = err
+	e.trouble.Store(true)
 	if e.anyLost == nil {
 		e.anyLost = err
 	}
@@ -319,6 +344,7 @@ func (e *engine) abort(err error) {
 		return
 	}
 	e.aborted = err
+	e.trouble.Store(true)
 	for _, r := range e.q.RemovePosted(func(match.Envelope, *request) bool { return true }) {
 		r.complete(Status{}, err)
 	}
@@ -465,6 +491,9 @@ func (e *engine) cancel(r *request, err error) bool {
 // send sends one data frame. For a synchronous send it returns the request
 // that completes when the receiver matched the message; otherwise nil.
 func (e *engine) send(h transport.Header, payload []byte, sync *request) error {
+	if sync == nil && !e.trouble.Load() {
+		return e.w.route(int(h.Dst)).Send(h, payload)
+	}
 	e.mu.Lock()
 	if err := e.failedLocked(h.Dst); err != nil {
 		e.mu.Unlock()

@@ -498,3 +498,55 @@ func TestSingleton(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWaitAfterWaitAny: a request that WaitAny watched but did not pick
+// stays pending, and a later Wait blocks until its message arrives.
+func TestWaitAfterWaitAny(t *testing.T) {
+	mpitest.Run(t, 2, func(c *mpi.Comm) error {
+		if c.Rank() == 0 {
+			if _, err := mpi.Recv(c, []int{0}, 1, 3); err != nil { // receives posted
+				return err
+			}
+			if err := mpi.Send(c, []int{20}, 1, 2); err != nil {
+				return err
+			}
+			if _, err := mpi.Recv(c, []int{0}, 1, 4); err != nil { // WaitAny returned
+				return err
+			}
+			return mpi.Send(c, []int{10}, 1, 1)
+		}
+		a, b := []int{0}, []int{0}
+		ra, _ := mpi.Irecv(c, a, 0, 1)
+		rb, _ := mpi.Irecv(c, b, 0, 2)
+		if err := mpi.Send(c, []int{0}, 0, 3); err != nil {
+			return err
+		}
+		if i, _, err := mpi.WaitAny(ra, rb); i != 1 || err != nil || b[0] != 20 {
+			return fmt.Errorf("WaitAny = %d, %v, b=%v; want 1 and 20", i, err, b)
+		}
+		if err := mpi.Send(c, []int{0}, 0, 4); err != nil {
+			return err
+		}
+		st, err := ra.Wait()
+		if err != nil || a[0] != 10 || st.Tag != 1 {
+			return fmt.Errorf("Wait after WaitAny = %+v, %v, a=%v; want tag 1 and 10", st, err, a)
+		}
+		return nil
+	})
+}
+
+// TestMpitestFailureUnblocks: when one rank returns an error, ranks blocked
+// waiting for it are aborted, so the job ends instead of hanging.
+func TestMpitestFailureUnblocks(t *testing.T) {
+	boom := errors.New("boom")
+	err := mpitest.Go(t.Context(), 3, func(c *mpi.Comm) error {
+		if c.Rank() == 1 {
+			return boom
+		}
+		_, err := mpi.Recv(c, []int{0}, 1, 0)
+		return err
+	})
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "rank 1") {
+		t.Fatalf("job error = %v; want rank 1's error", err)
+	}
+}

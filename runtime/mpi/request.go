@@ -22,13 +22,17 @@ type Request struct {
 // closed is a channel that is always ready, for requests complete at birth.
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// doneCh returns a channel that is ready once the request completed. Its
-// token may be taken only once; the outcome is cached by finish afterwards.
+// doneCh returns a channel that is ready once the request completed, for
+// select. It marks the request parked, so completion sends the token; the
+// token may be taken only once, and finish caches the outcome after that.
 func (q *Request) doneCh() <-chan struct{} {
-	if q.r == nil || q.ran || q.r.isDone() {
+	if q.r == nil || q.ran {
 		return closed
 	}
-	return q.r.done
+	if q.r.state.CompareAndSwap(statePending, stateParked) || q.r.state.Load() == stateParked {
+		return q.r.done
+	}
+	return closed // done
 }
 
 // finish copies the outcome out of the completed internal request.
@@ -140,8 +144,13 @@ func Isend[T Numeric](c *Comm, buf []T, dst, tag int) (*Request, error) {
 	if err := Send(c, buf, dst, tag); err != nil {
 		return nil, err
 	}
-	return &Request{}, nil
+	return sent, nil
 }
+
+// sent is the Request of every Isend: it completed at once without error.
+// Its methods never modify a Request whose operation completed at birth, so
+// it is shared.
+var sent = &Request{}
 
 // Issend starts a synchronous-mode send: the request completes when the
 // receiver has matched the message.

@@ -31,7 +31,6 @@ const (
 // wait blocks until r completes, following the policy above.
 func (w *world) wait(r *request) {
 	if r.isDone() {
-		<-r.done
 		return
 	}
 	if len(w.pollers) > 0 {
@@ -41,7 +40,6 @@ func (w *world) wait(r *request) {
 				p.Poll()
 			}
 			if r.isDone() {
-				<-r.done
 				return
 			}
 			if i < spinPolls {
@@ -55,7 +53,7 @@ func (w *world) wait(r *request) {
 			osYield()
 		}
 	}
-	<-r.done
+	r.park()
 }
 
 // poll runs one round of polling, for Test.

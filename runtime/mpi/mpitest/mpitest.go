@@ -52,10 +52,7 @@ func Go(ctx context.Context, n int, fn func(c *mpi.Comm) error) error {
 	for rank := range n {
 		g.Go(func() error { // exits when fn and Finalize return; joined by g.Wait
 			err := runRank(ctx, job, hub, store, rank, n, cancel, fn)
-			if err != nil {
-				errs[rank] = err
-				cancel(fmt.Errorf("rank %d failed", rank))
-			}
+			errs[rank] = err
 			return err
 		})
 	}
@@ -88,7 +85,11 @@ func runRank(ctx, job context.Context, hub *inproc.Hub, store *rendezvous.MemSto
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v", r)
-			cancel(err)
+		}
+		if err != nil {
+			// Abort the others before Finalize, which waits for every
+			// rank: ranks blocked on this one must fail, not hang.
+			cancel(fmt.Errorf("rank %d failed: %w", rank, err))
 		}
 		if ferr := c.Finalize(); err == nil {
 			err = ferr

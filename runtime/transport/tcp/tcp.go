@@ -20,6 +20,13 @@
 // delivers the frame. A small reader on each dialed connection notices a
 // peer that went away (the acceptor writes nothing on it but its Bye).
 //
+// Lost peers: a connection that ends without a Bye, breaks, or carries a
+// frame that breaks the protocol makes the endpoint call Sink.PeerLost for
+// that rank, once, with an error wrapping transport.ErrPeerLost. When the
+// rank also dialed us, the loss is reported by the reader of that
+// connection, after the last frames it delivered. A Bye is delivered to the
+// Sink like any frame and is never followed by PeerLost.
+//
 // Shutdown: Close writes KindBye on every connection, dialed and accepted,
 // half-closes them and waits (bounded) for the peer to finish, so an orderly
 // close is never mistaken for a lost peer and no data is cut off by a reset.

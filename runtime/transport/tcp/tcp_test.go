@@ -511,7 +511,7 @@ func FuzzAcceptHandshake(f *testing.F) {
 	f.Add([]byte("GRNAUTH1"))
 	f.Add(bytes.Repeat([]byte{0}, 200))
 	f.Add([]byte{})
-	e := &Endpoint{rank: 0, token: testToken, handshake: 100 * time.Millisecond}
+	e := &Endpoint{rank: 0, token: testToken, handshake: 20 * time.Millisecond}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		a, b := net.Pipe()
 		b.SetDeadline(time.Now().Add(2 * time.Second))

@@ -15,15 +15,15 @@ import (
 	"github.com/gorun-hpc/gorun/runtime/transport"
 )
 
-// Factory returns len(sinks) connected endpoints; endpoint i is rank i and
-// hands its inbound frames to sinks[i]. A transport that cannot serve that
-// many ranks (loopback serves exactly one) calls t.Skip.
-type Factory func(t *testing.T, sinks []transport.Sink) []transport.Endpoint
-
-// Run runs the conformance suite against the transport newEndpoints builds.
-// Every check runs once with a single rank (frames to oneself) and once with
-// three ranks (frames between distinct ranks); see Factory for transports
-// that only serve one of these.
+// Run runs the conformance suite against a transport. newEndpoints returns
+// len(sinks) connected endpoints: endpoint i is rank i and hands its inbound
+// frames to sinks[i]. Every check runs once with a single rank (frames to
+// oneself) and once with three ranks (frames between distinct ranks); a
+// transport that cannot serve that many ranks (loopback serves exactly one)
+// calls t.Skip from newEndpoints.
+//
+// The sinks are Recorders, which also check that the transport keeps the
+// Sink contract; endpoints are closed at the end of each check.
 func Run(t *testing.T, newEndpoints func(t *testing.T, sinks []transport.Sink) []transport.Endpoint) {
 	s := suite{newEndpoints: newEndpoints}
 	for _, n := range []int{1, 3} {
