@@ -56,5 +56,41 @@
 // prompt without a newline shows only when the line is finished or the rank
 // exits.
 //
+// # Several machines
+//
+// With Config.Hosts the ranks run on other machines, each started by the
+// gorun daemon of its host ([Daemon], "gorun daemon"); no SSH is involved.
+// The launcher connects to every daemon over TCP and both sides prove the
+// shared secret ([ReadSecret]) with the challenge-response of package
+// runtime/auth (label [DaemonAuthLabel]); a daemon reads nothing else from
+// a peer before. [Map] places the ranks; each rank's GORUN_HOST is its
+// host's name as listed, so ranks with the same name share memory.
+//
+// After the handshake both directions carry frames: a little-endian
+// uint32 length (at most 4 MiB) and a msgpack array whose first element is
+// the op. The launcher sends one spawn request per host (job id, program
+// path or the SHA-256 of a staged executable, working directory, argv, the
+// -x variables, and per rank its number and GORUN_* variables), signals
+// for single ranks, the end of the job, and, with Config.Stage, the
+// executable in 1 MiB chunks unless the daemon has it cached. The daemon
+// reports each rank's start (pid), its output in chunks, which the
+// launcher cuts into lines as for local ranks, and its exit status. Both
+// sides send a ping every second and give the other up after 3 seconds of
+// silence: the launcher then reports
+//
+//	gorun: lost the daemon on host h2 (no word from it for 3s); stopping 8 ranks
+//
+// and the daemon kills the job's ranks (SIGTERM, SIGKILL a second later).
+// A daemon also kills its ranks when the job ends, and removes the job's
+// shared memory. Ranks on another host start from the daemon's
+// environment plus the -x variables (and GORUN_DEBUG and GORUN_TRANSPORT
+// if set), in Config.Wdir or else the launcher's current directory, which
+// must exist there; standard input is not forwarded to them.
+//
+// The rendezvous server then listens on the launcher's address in
+// Config.Net, or on its address towards the first daemon, and the ranks
+// learn it from GORUN_RENDEZVOUS. The secret authenticates launchers and
+// daemons; it does not encrypt: run multi-host jobs on a trusted network.
+//
 // The package works on Unix systems; the parent-death signal is Linux only.
 package launcher

@@ -100,6 +100,31 @@ type Config struct {
 	// Logger receives diagnostics of the launcher and its rendezvous
 	// server; nil discards them.
 	Logger *slog.Logger
+
+	// Hosts, if not empty, runs the job on these hosts instead of this one
+	// (see the package documentation, "Several machines"): each host's
+	// ranks are started by the gorun daemon at [Host.Addr], which must
+	// prove Secret, as the launcher must. [Map] places the ranks.
+	Hosts []Host
+	// MapByNode deals ranks round-robin over Hosts instead of filling each
+	// host's slots in turn (gorun --map-by node).
+	MapByNode bool
+	// Oversubscribe allows more ranks than the slots of Hosts.
+	Oversubscribe bool
+	// Secret is the secret shared with the daemons (see [ReadSecret]);
+	// required with Hosts.
+	Secret []byte
+	// Net, a network such as 10.0.0.0/24, is where the ranks of a
+	// multi-host job reach each other and the launcher: the launcher
+	// listens on its address in Net and each rank on its own (GORUN_NET).
+	// Empty means the address of the launcher's interface that routes to
+	// the first daemon, and for each rank that of its interface that
+	// routes to the launcher.
+	Net string
+	// Stage ships the executable to the daemons, which cache it by its
+	// SHA-256, instead of running the same path on every host. A Go
+	// package PROGRAM is always staged in a multi-host job.
+	Stage bool
 }
 
 // Run runs the job described by cfg on this host and returns the status
@@ -121,7 +146,7 @@ func Run(ctx context.Context, cfg Config) (code int, err error) {
 	if err != nil {
 		return ExitUsage, err
 	}
-	if cfg.Wdir != "" {
+	if cfg.Wdir != "" && len(cfg.Hosts) == 0 { // with Hosts, each daemon checks it
 		fi, err := os.Stat(cfg.Wdir)
 		if err != nil {
 			return ExitUsage, usageErrorf(err, "working directory %q: %v", cfg.Wdir, err)
@@ -155,6 +180,12 @@ func Run(ctx context.Context, cfg Config) (code int, err error) {
 	}
 	j.path = prog.Path
 	j.argv = append([]string{cfg.Program}, cfg.Args...)
+	if len(cfg.Hosts) > 0 {
+		if j.multi, err = newMultiHost(cfg, base); err != nil {
+			return ExitUsage, err
+		}
+		j.multi.stage = cfg.Stage || prog.Package != "" // a built program exists only here
+	}
 	if prog.Package != "" {
 		bin, cleanup, err := Build(ctx, prog.Package, orDiscard(cfg.Stderr))
 		if err != nil {
@@ -195,8 +226,10 @@ type job struct {
 	argv []string // argv[0] and the program's arguments
 	env  []string // shared part of every rank's environment
 	sp   spawner
-	log  *slog.Logger
-	id   string // GORUN_JOB
+	// multi is set for a job whose ranks run on daemons (Config.Hosts).
+	multi *multiHost
+	log   *slog.Logger
+	id    string // GORUN_JOB
 
 	out, errs *lineSink // gorun's stdout and stderr
 
@@ -215,7 +248,8 @@ type job struct {
 	// exit; it is closed after every rank has been reaped.
 	release chan struct{}
 	// wg joins every goroutine of the job: the spawn goroutine, one waiter
-	// and two output forwarders per rank, and the stdin forwarder.
+	// and two output forwarders per rank, the stdin forwarder, and the
+	// reader and pinger of each daemon connection.
 	wg sync.WaitGroup
 }
 
@@ -284,7 +318,26 @@ func (j *job) run(ctx context.Context) (int, error) {
 	for r := range j.lostPeer {
 		j.lostPeer[r] = -1
 	}
-	srv, err := rendezvous.Listen(ctx, "127.0.0.1:0", rendezvous.ServerConfig{
+	listen := "127.0.0.1:0"
+	if j.multi != nil {
+		// Joined after the supervision loop, or here on an early return.
+		defer j.wg.Wait()
+		defer j.multi.closeAll()
+		if err := j.connectHosts(ctx); err != nil {
+			if ctx.Err() != nil {
+				j.report("gorun: interrupted while connecting to the daemons")
+				return interruptCode(ctx), nil
+			}
+			if errors.Is(err, ErrUsage) {
+				return ExitUsage, err
+			}
+			return ExitFailure, err
+		}
+		if listen, err = j.multi.rendezvousAddr(); err != nil {
+			return ExitUsage, err
+		}
+	}
+	srv, err := rendezvous.Listen(ctx, listen, rendezvous.ServerConfig{
 		Size:       n,
 		Token:      token,
 		OnAbort:    j.onAbort,
@@ -323,9 +376,9 @@ func (j *job) run(ctx context.Context) (int, error) {
 	j.log.Debug("launcher: ranks started", "job", j.id, "started", len(procs), "of", n, "err", spawnErr)
 
 	// The supervision loop: runs until every started rank has been reaped.
-	e := ending{j: j, srv: srv, procs: procs, alive: make([]bool, len(procs))}
-	for i := range e.alive {
-		e.alive[i] = true
+	e := ending{j: j, srv: srv, procs: procs, alive: make([]bool, n)}
+	for _, p := range procs {
+		e.alive[p.rank] = true
 	}
 	e.remaining = len(procs)
 	var killC, blameC <-chan time.Time
@@ -365,6 +418,10 @@ func (j *job) run(ctx context.Context) (int, error) {
 			}
 			connected, finalized, lost := j.rankState(ex.p.rank)
 			switch {
+			case ex.status.lost != "":
+				// A lost daemon is the cause, whatever else failed.
+				stopping()
+				e.hostLost(ex)
 			case !ex.status.failed() && (!connected || finalized):
 				// A clean exit; a rank waiting to blame this one blames itself.
 				if e.pending != nil && e.pendingPeer == ex.p.rank {
@@ -423,6 +480,9 @@ func (j *job) run(ctx context.Context) (int, error) {
 	// Every rank has been reaped; kill what is left in their process
 	// groups (a shell script's background commands) and finish.
 	e.signalAll(syscall.SIGKILL)
+	if j.multi != nil {
+		j.multi.closeAll()
+	}
 	close(j.release)
 	if j.stdin != nil {
 		j.stdin.stop()
@@ -518,8 +578,36 @@ func (j *job) spawnAll(ctx context.Context, ident rankEnv, outs, errs []*lineSin
 	return r.procs, r.err
 }
 
-// startRanks starts ranks 0..N-1 in order on the calling thread.
+// watch starts the waiter and the two output forwarders of p.
+func (j *job) watch(p *process, outs, errs []*lineSink) {
+	r := p.rank
+	j.wg.Add(3)
+	go func() { // waiter: exits when the rank has been reaped (or its daemon lost)
+		defer j.wg.Done()
+		j.exits <- rankExit{p: p, status: p.wait()}
+	}()
+	prefix := ""
+	if j.cfg.TagOutput {
+		prefix = fmt.Sprintf("[%d] ", r)
+	}
+	go func() { // exits at EOF of the rank's stdout or at the drain deadline
+		defer j.wg.Done()
+		defer p.forwarderDone()
+		forwardLines(p.stdout, outs[r], prefix)
+	}()
+	go func() { // exits at EOF of the rank's stderr or at the drain deadline
+		defer j.wg.Done()
+		defer p.forwarderDone()
+		forwardLines(p.stderr, errs[r], prefix)
+	}()
+}
+
+// startRanks starts ranks 0..N-1 in order on the calling thread, or asks
+// the daemons to start them in a multi-host job.
 func (j *job) startRanks(ctx context.Context, ident rankEnv, outs, errs []*lineSink) ([]*process, error) {
+	if j.multi != nil {
+		return j.startRemote(ctx, ident, outs, errs)
+	}
 	var procs []*process
 	for r := range j.cfg.N {
 		if ctx.Err() != nil {
@@ -552,25 +640,7 @@ func (j *job) startRanks(ctx context.Context, ident rankEnv, outs, errs []*lineS
 			return procs, err
 		}
 		procs = append(procs, p)
-		j.wg.Add(3)
-		go func() { // waiter: exits when the rank has been reaped
-			defer j.wg.Done()
-			j.exits <- rankExit{p: p, status: p.wait()}
-		}()
-		prefix := ""
-		if j.cfg.TagOutput {
-			prefix = fmt.Sprintf("[%d] ", r)
-		}
-		go func() { // exits at EOF of the rank's stdout or at the drain deadline
-			defer j.wg.Done()
-			defer p.forwarderDone()
-			forwardLines(p.stdout, outs[r], prefix)
-		}()
-		go func() { // exits at EOF of the rank's stderr or at the drain deadline
-			defer j.wg.Done()
-			defer p.forwarderDone()
-			forwardLines(p.stderr, errs[r], prefix)
-		}()
+		j.watch(p, outs, errs)
 		if stdinW != nil {
 			fw, err := newStdinForwarder(j.cfg.Stdin, stdinW)
 			if err != nil {
@@ -588,17 +658,9 @@ func (j *job) startRanks(ctx context.Context, ident rankEnv, outs, errs []*lineS
 	return procs, nil
 }
 
-// removeShm removes the job's shared-memory files.
+// removeShm removes the job's shared-memory files on this host.
 func (j *job) removeShm() {
-	paths, err := filepath.Glob("/dev/shm/gorun-" + j.id + "-*")
-	if err != nil { // only for a malformed pattern, which j.id cannot make
-		return
-	}
-	for _, p := range paths {
-		if err := os.RemoveAll(p); err != nil {
-			j.log.Warn("launcher: remove shared memory", "path", p, "err", err)
-		}
-	}
+	removeJobShm(j.id, j.log)
 }
 
 // ending decides and reports how a job ends. It is used only by the
@@ -638,7 +700,7 @@ func (e *ending) rankFailed(ex rankExit) {
 		e.code = ExitFailure
 		how += " without calling Finalize"
 	}
-	what := fmt.Sprintf("rank %d (pid %d on host %s) %s", ex.p.rank, ex.p.pid, e.j.sp.host(), how)
+	what := fmt.Sprintf("rank %d (pid %d on host %s) %s", ex.p.rank, ex.p.pid, ex.p.host, how)
 	e.srv.Notify(rendezvous.Event{Kind: rendezvous.EventRankFailed, Rank: ex.p.rank, Code: e.code, Text: what})
 	t := time.NewTimer(lastWordsWait)
 	select {
@@ -647,6 +709,23 @@ func (e *ending) rankFailed(ex rankExit) {
 	}
 	t.Stop()
 	e.j.report("gorun: %s%s", what, stopping(e.remaining, true))
+}
+
+// hostLost ends the job because the daemon of ex's host was lost; the
+// caller has already begun to stop the other ranks. The report counts the
+// ranks on the other hosts, since those of the lost host are gone with it.
+func (e *ending) hostLost(ex rankExit) {
+	e.ended = true
+	e.code = ExitFailure
+	what := fmt.Sprintf("lost the daemon on host %s (%s)", ex.p.host, ex.status.lost)
+	others := 0
+	for _, p := range e.procs {
+		if e.alive[p.rank] && p.host != ex.p.host {
+			others++
+		}
+	}
+	e.srv.Notify(rendezvous.Event{Kind: rendezvous.EventAbort, Rank: -1, Code: e.code, Text: what})
+	e.j.report("gorun: %s%s", what, stopping(others, false))
 }
 
 // abort ends the job because a rank called Abort.

@@ -33,8 +33,12 @@ type spawner interface {
 // process is a started rank.
 type process struct {
 	rank int
-	pid  int
+	pid  int    // on host
+	host string // where it runs (its GORUN_HOST)
 	cmd  *exec.Cmd
+	// remote is set, and cmd nil, for a rank a daemon started; its output
+	// arrives through the pipes all the same.
+	remote *remoteRank
 	// stdout and stderr are the read ends of the rank's output pipes,
 	// owned by the job's forwarding goroutines.
 	stdout, stderr *os.File
@@ -92,7 +96,7 @@ func (s localSpawner) start(spec procSpec) (p *process, err error) {
 		}
 		return nil, fmt.Errorf("launcher: cannot start rank %d (%s): %w", spec.rank, spec.path, err)
 	}
-	p = &process{rank: spec.rank, pid: cmd.Process.Pid, cmd: cmd, stdout: outR, stderr: errR,
+	p = &process{rank: spec.rank, pid: cmd.Process.Pid, host: s.hostname, cmd: cmd, stdout: outR, stderr: errR,
 		drained: make(chan struct{})}
 	p.forwarders.Store(2)
 	return p, nil
@@ -102,6 +106,9 @@ func (s localSpawner) start(spec procSpec) (p *process, err error) {
 // see sysProcAttr), reaching the rank's children too. A group that no
 // longer exists is not an error.
 func (p *process) signalGroup(sig syscall.Signal) error {
+	if p.remote != nil {
+		return p.remote.signal(sig)
+	}
 	err := syscall.Kill(-p.pid, sig)
 	if errors.Is(err, syscall.ESRCH) {
 		return nil
@@ -114,14 +121,20 @@ type exitStatus struct {
 	code      int            // exit status, if !signalled
 	signal    syscall.Signal // the signal that killed it, if signalled
 	signalled bool
+	// lost, if not empty, says why the rank's daemon was lost: its fate
+	// is unknown (the daemon kills it, or died with it).
+	lost string
 }
 
 // failed reports whether the rank counts as failed.
-func (s exitStatus) failed() bool { return s.signalled || s.code != 0 }
+func (s exitStatus) failed() bool { return s.signalled || s.code != 0 || s.lost != "" }
 
 // exitCode is the status gorun exits with for s: the rank's status, or
-// 128+signal.
+// 128+signal, or ExitFailure when its daemon was lost.
 func (s exitStatus) exitCode() int {
+	if s.lost != "" {
+		return ExitFailure
+	}
 	if s.signalled {
 		return 128 + int(s.signal)
 	}
@@ -131,6 +144,9 @@ func (s exitStatus) exitCode() int {
 // describe says how the rank ended, e.g. "exited with status 2" or "was
 // killed by signal 9 (killed)".
 func (s exitStatus) describe() string {
+	if s.lost != "" {
+		return "was lost with its daemon (" + s.lost + ")"
+	}
 	if s.signalled {
 		return fmt.Sprintf("was killed by signal %d (%s)", int(s.signal), s.signal)
 	}
@@ -139,6 +155,9 @@ func (s exitStatus) describe() string {
 
 // wait waits for p to exit and reports how.
 func (p *process) wait() exitStatus {
+	if p.remote != nil {
+		return <-p.remote.exit
+	}
 	// Wait's error only restates ProcessState, which is set once a started
 	// process has been reaped.
 	_ = p.cmd.Wait()

@@ -3,8 +3,10 @@
 //	gorun -n 8 ./sim -steps 100
 //
 // gorun's own flags come before PROGRAM; everything after PROGRAM is passed
-// to the program untouched. See gorun --help, and package launcher for the
-// behaviour and the exit statuses.
+// to the program untouched. With --hostfile or --host the ranks run on
+// other machines, each running "gorun daemon" (secret made by "gorun
+// secret"). See gorun --help, and package launcher for the behaviour and
+// the exit statuses.
 package main
 
 import (
@@ -12,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -102,7 +106,8 @@ builds first like "go run". gorun's flags must come before PROGRAM;
 everything after PROGRAM goes to the program untouched (use -- to end
 gorun's flags explicitly).`
 
-const description = `Starts N copies ("ranks") of PROGRAM on this machine and waits for them.
+const description = `Starts N copies ("ranks") of PROGRAM on this machine (or on several, see
+below) and waits for them.
 Each rank finds its rank and the job size in GORUN_RANK and GORUN_SIZE
 (package mpi reads them). Rank output is forwarded line by line, never
 mixing two ranks within a line; standard input goes to rank 0.
@@ -120,7 +125,15 @@ Examples:
    gorun -n 4 -l ./sim                   prefix each line with [rank]
    gorun -n 4 --output-dir out ./sim     out/rank.0.stdout, out/rank.0.stderr, ...
    gorun -n 2 -x OMP_NUM_THREADS=4 -x HOME ./sim
-   gorun -n 16 --timeout 5m ./sim        give up after five minutes`
+   gorun -n 16 --timeout 5m ./sim        give up after five minutes
+
+Several machines: run "gorun daemon" on every host (all with the same
+secret file, made once with "gorun secret"), then
+   gorun --hostfile hosts -n 64 ./sim    ranks on the hosts listed in hosts
+   gorun -H node1:4,node2:4 --stage ./sim   ship ./sim to the daemons
+A hostfile lists one host per line: "node1 slots=4" or "node1:4"
+(optionally @PORT for a daemon not on 7070). Without --hostfile or
+--host the job runs on this machine and needs no daemon.`
 
 // newApp returns the urfave/cli application; the root action stores the
 // job's exit status in *code.
@@ -149,12 +162,36 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, code *int) *cli.App {
 			&cli.IntFlag{
 				Name: "n", Aliases: []string{"np"},
 				Value:       runtime.NumCPU(),
-				DefaultText: "number of CPUs, " + strconv.Itoa(runtime.NumCPU()) + " here",
+				DefaultText: "number of CPUs, " + strconv.Itoa(runtime.NumCPU()) + " here; with --hostfile or --host, the hosts' slots",
 				Usage:       "start `N` ranks; more ranks than CPUs is fine",
 			},
 			&cli.BoolFlag{
 				Name: "oversubscribe", DisableDefaultText: true,
-				Usage: "accepted for mpirun compatibility; gorun always allows more ranks than CPUs",
+				Usage: "with --hostfile/--host, allow more ranks than the hosts' slots (on this machine alone, more ranks than CPUs are always allowed)",
+			},
+			&cli.StringFlag{
+				Name: "hostfile", Aliases: []string{"f", "machinefile"},
+				Usage: "run the ranks on the hosts listed in `FILE` (one per line: node1 slots=4, or node1:4), through their gorun daemons",
+			},
+			&cli.StringFlag{
+				Name: "host", Aliases: []string{"H"},
+				Usage: "run the ranks on the hosts in `LIST` (node1:4,node2:4; name[:slots][@port]), through their gorun daemons",
+			},
+			&cli.StringFlag{
+				Name: "map-by", Value: "slot",
+				Usage: "place ranks by `slot` (fill each host in turn) or by node (round-robin over the hosts)",
+			},
+			&cli.StringFlag{
+				Name: "secret-file", DefaultText: "~/.gorun/secret",
+				Usage: "the secret shared with the daemons, in `FILE` (mode 0600; make one with gorun secret)",
+			},
+			&cli.StringFlag{
+				Name:  "net",
+				Usage: "in a job on several hosts, connect ranks and launcher over the network `CIDR` (e.g. 10.0.0.0/24)",
+			},
+			&cli.BoolFlag{
+				Name: "stage", DisableDefaultText: true,
+				Usage: "ship PROGRAM to the daemons (cached by content) instead of running the same path on every host",
 			},
 			&cli.BoolFlag{
 				Name: "tag-output", Aliases: []string{"l", "prepend-rank"}, DisableDefaultText: true,
@@ -178,15 +215,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, code *int) *cli.App {
 				Usage: "stop the job after `DURATION` (e.g. 90s, 5m; a bare number is seconds) and exit with status 124",
 			},
 		},
-		Commands: []*cli.Command{{
-			Name:            "daemon",
-			Usage:           "(reserved, not implemented yet) per-host agent for multi-host jobs",
-			SkipFlagParsing: true,
-			Action: func(*cli.Context) error {
-				return &exitError{code: launcher.ExitFailure,
-					msg: `"gorun daemon" is not implemented yet (multi-host jobs come in a later release); to run a program named daemon, write ./daemon or its full path`}
-			},
-		}},
+		Commands: []*cli.Command{daemonCommand(stderr), secretCommand(stdout)},
 		Action: func(c *cli.Context) error {
 			if !c.Args().Present() {
 				return usage("missing PROGRAM; usage: gorun [flags] PROGRAM [ARGS...]")
@@ -204,9 +233,155 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, code *int) *cli.App {
 				Stdout:    stdout,
 				Stderr:    stderr,
 			}
+			if err := hostsConfig(c, &cfg); err != nil {
+				return err
+			}
 			var err error
 			*code, err = launcher.Run(c.Context, cfg)
 			return err
+		},
+	}
+}
+
+// hostsConfig fills in the multi-host part of cfg from --hostfile, --host,
+// --map-by, --oversubscribe, --secret-file, --net and --stage.
+func hostsConfig(c *cli.Context, cfg *launcher.Config) error {
+	switch c.String("map-by") {
+	case "slot", "core":
+	case "node":
+		cfg.MapByNode = true
+	default:
+		return usage("--map-by %q: want slot or node", c.String("map-by"))
+	}
+	hostfile, hostList := c.String("hostfile"), c.String("host")
+	switch {
+	case hostfile != "" && hostList != "":
+		return usage("give either --hostfile or --host, not both")
+	case hostfile != "":
+		f, err := os.Open(hostfile)
+		if err != nil {
+			return &exitError{code: launcher.ExitUsage, msg: fmt.Sprintf("hostfile: %v", err)}
+		}
+		defer f.Close()
+		if cfg.Hosts, err = launcher.ParseHostfile(f, hostfile); err != nil {
+			return err
+		}
+	case hostList != "":
+		var err error
+		if cfg.Hosts, err = launcher.ParseHosts(hostList); err != nil {
+			return err
+		}
+	default:
+		for _, name := range []string{"net", "stage", "secret-file"} {
+			if c.IsSet(name) {
+				return usage("--%s needs --hostfile or --host (without them the job runs on this machine)", name)
+			}
+		}
+		return nil
+	}
+	if !c.IsSet("n") {
+		// As mpirun: as many ranks as the hosts have slots.
+		cfg.N = 0
+		for _, h := range cfg.Hosts {
+			cfg.N += h.Slots
+		}
+	}
+	cfg.Oversubscribe = c.Bool("oversubscribe")
+	cfg.Net = c.String("net")
+	cfg.Stage = c.Bool("stage")
+	secretFile := c.String("secret-file")
+	if secretFile == "" {
+		secretFile = launcher.DefaultSecretFile()
+	}
+	var err error
+	cfg.Secret, err = launcher.ReadSecret(secretFile)
+	return err
+}
+
+// daemonCommand is "gorun daemon": the per-host agent of multi-host jobs.
+func daemonCommand(stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "daemon",
+		Usage: "serve multi-host jobs on this machine (to run a program named daemon, write ./daemon)",
+		Description: `Runs until SIGINT or SIGTERM, starting the ranks of jobs on this machine
+for gorun launchers that prove the shared secret. The secret file must
+exist, belong to this user and be readable by nobody else (mode 0600).`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{
+				Name: "listen", Value: fmt.Sprintf(":%d", launcher.DefaultDaemonPort),
+				Usage: "listen for launchers at `ADDR` (host:port)",
+			},
+			&cli.StringFlag{
+				Name: "secret-file", DefaultText: "~/.gorun/secret",
+				Usage: "the shared secret, in `FILE` (mode 0600; make one with gorun secret)",
+			},
+			&cli.StringFlag{
+				Name: "log-level", Value: "info",
+				Usage: "log `LEVEL`: debug, info, warn or error (the log goes to stderr)",
+			},
+			&cli.StringFlag{
+				Name: "cache-dir", DefaultText: "~/.cache/gorun/exe",
+				Usage: "keep programs shipped by gorun --stage in `DIR`",
+			},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usage("gorun daemon takes no arguments (got %q)", c.Args().First())
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+				return usage("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+			}
+			secretFile := c.String("secret-file")
+			if secretFile == "" {
+				secretFile = launcher.DefaultSecretFile()
+			}
+			secret, err := launcher.ReadSecret(secretFile)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", c.String("listen"))
+			if err != nil {
+				return &exitError{code: launcher.ExitFailure, msg: fmt.Sprintf("daemon: %v", err)}
+			}
+			d := &launcher.Daemon{
+				Secret:   secret,
+				Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+				CacheDir: c.String("cache-dir"),
+			}
+			return d.Serve(c.Context, ln)
+		},
+	}
+}
+
+// secretCommand is "gorun secret": it makes the shared secret.
+func secretCommand(stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "secret",
+		Usage: "make a new secret file for the daemons (to run a program named secret, write ./secret)",
+		Description: `Writes 32 random bytes, hex encoded, to a new file with mode 0600. Copy
+the file to the same place on every host (or give its path with
+--secret-file to gorun and gorun daemon). An existing file is never
+replaced.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{
+				Name: "out", DefaultText: "~/.gorun/secret",
+				Usage: "write the secret to `FILE`",
+			},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usage("gorun secret takes no arguments (got %q)", c.Args().First())
+			}
+			out := c.String("out")
+			if out == "" {
+				out = launcher.DefaultSecretFile()
+			}
+			if err := launcher.WriteSecret(out); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "gorun: wrote a new secret to %s; copy it to every host (mode 0600)\n", out)
+			return nil
 		},
 	}
 }

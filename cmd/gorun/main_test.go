@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gorun-hpc/gorun/launcher/launchertest"
 )
@@ -81,8 +84,16 @@ func TestUsageErrors(t *testing.T) {
 			`gorun: program "no-such-command-gorun" not found on PATH; give a path (./no-such-command-gorun), a command on PATH or a Go package directory`},
 		{"bad-timeout", []string{"--timeout", "soon", rankprog}, 2,
 			`gorun: invalid value "soon" for flag -timeout: want a duration such as 90s or 5m, or seconds (see gorun --help)`},
-		{"daemon", []string{"daemon", "--listen", "127.0.0.1:7070"}, 1,
-			`gorun: "gorun daemon" is not implemented yet (multi-host jobs come in a later release); to run a program named daemon, write ./daemon or its full path`},
+		{"daemon-no-secret", []string{"daemon", "--listen", "127.0.0.1:0", "--secret-file", "/no/such/secret"}, 2,
+			`gorun: secret file /no/such/secret does not exist; make one with "gorun secret --out /no/such/secret" and copy it to every host (mode 0600)`},
+		{"host-and-hostfile", []string{"--host", "a", "--hostfile", "f", rankprog}, 2,
+			"gorun: give either --hostfile or --host, not both (see gorun --help)"},
+		{"stage-without-hosts", []string{"--stage", rankprog}, 2,
+			"gorun: --stage needs --hostfile or --host (without them the job runs on this machine) (see gorun --help)"},
+		{"bad-map-by", []string{"--host", "a", "--map-by", "core2", rankprog}, 2,
+			`gorun: --map-by "core2": want slot or node (see gorun --help)`},
+		{"bad-host", []string{"--host", "a:x", rankprog}, 2,
+			`gorun: --host item 1: "a:x": slots must be a positive number (write a:4)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,4 +299,122 @@ func TestRanksDieWithGorun(t *testing.T) {
 	// Error expected: gorun was killed.
 	_ = cmd.Wait()
 	launchertest.WaitGone(t, pids...)
+}
+
+func TestSecretCommand(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "sub", "secret")
+	code, stdout, stderr := gorun(t, "", "secret", "--out", f)
+	if code != 0 || !strings.Contains(stdout, "wrote a new secret to "+f) {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	fi, err := os.Stat(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(f)
+	if fi.Mode().Perm() != 0o600 || !regexp.MustCompile(`^[0-9a-f]{64}\n$`).Match(b) {
+		t.Errorf("secret file mode %v, content %q; want 0600 and 64 hex digits", fi.Mode().Perm(), b)
+	}
+	code, _, stderr = gorun(t, "", "secret", "--out", f)
+	if code != 2 || !strings.Contains(stderr, "already exists") {
+		t.Errorf("second secret: exit %d, %q; want 2 and a refusal", code, stderr)
+	}
+	if err := os.Chmod(f, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = gorun(t, "", "daemon", "--listen", "127.0.0.1:0", "--secret-file", f)
+	if want := "gorun: secret file " + f + " is accessible by group or others (mode 0640); run: chmod 600 " + f + "\n"; code != 2 || stderr != want {
+		t.Errorf("daemon with a readable secret: exit %d, %q; want 2, %q", code, stderr, want)
+	}
+}
+
+// TestDaemonCommand runs two real daemons on 127.0.0.1 and 127.0.0.2 and a
+// job across them, then kills one daemon mid-job.
+func TestDaemonCommand(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	if code, _, stderr := gorun(t, "", "secret", "--out", secret); code != 0 {
+		t.Fatal(stderr)
+	}
+	var hosts []string
+	var daemons []*exec.Cmd
+	for i := 1; i <= 2; i++ {
+		ip := fmt.Sprintf("127.0.0.%d", i)
+		port := freePort(t, ip)
+		d := exec.Command(gorunBin, "daemon", "--listen", fmt.Sprintf("%s:%d", ip, port), "--secret-file", secret)
+		var log bytes.Buffer
+		d.Stderr = &log
+		if err := d.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = d.Process.Signal(syscall.SIGTERM)
+			_ = d.Wait()
+			if t.Failed() {
+				t.Logf("daemon %s:\n%s", ip, log.String())
+			}
+		})
+		waitListening(t, fmt.Sprintf("%s:%d", ip, port))
+		hosts = append(hosts, fmt.Sprintf("%s:2@%d", ip, port))
+		daemons = append(daemons, d)
+	}
+	list := strings.Join(hosts, ",")
+	code, stdout, stderr := gorun(t, "", "--host", list, "--secret-file", secret, "-l", rankprog, "env", "GORUN_HOST")
+	if code != 0 || len(lines(stdout)) != 4 || !strings.Contains(stdout, "[3] env 3 GORUN_HOST=127.0.0.2\n") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	barrier := t.TempDir()
+	go func() { // kills daemon 2 once all ranks run; exits then
+		for {
+			if m, _ := filepath.Glob(filepath.Join(barrier, "pid.*")); len(m) == 4 {
+				break
+			}
+			time.Sleep(10 * time.Millisecond) // polling the file system
+		}
+		_ = daemons[1].Process.Kill()
+	}()
+	start := time.Now()
+	code, _, stderr = gorun(t, "", "--host", list, "--secret-file", secret, rankprog, "barrier", barrier, "block")
+	if code != 1 || !strings.Contains(stderr, "gorun: lost the daemon on host 127.0.0.2 (it closed the connection); stopping 2 ranks\n") {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the job took %v", d)
+	}
+	var pids []int
+	files, _ := filepath.Glob(filepath.Join(barrier, "pid.*"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		p, _ := strconv.Atoi(string(b))
+		pids = append(pids, p)
+	}
+	launchertest.WaitGone(t, pids...)
+}
+
+// freePort returns a TCP port free on ip just now.
+func freePort(t *testing.T, ip string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitListening waits until something accepts connections at addr.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens at %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling; the daemon has no other signal
+	}
 }
