@@ -1,0 +1,55 @@
+package collectives
+
+import "github.com/gorun-hpc/gorun/runtime/mpi"
+
+// Alltoall sends block j of every rank's send buffer to rank j, which stores
+// the block from rank i as block i of recv (MPI_Alltoall). len(send) =
+// len(recv) = Size()·n with the same n on every rank. The buffers must not
+// overlap (no in-place form) and must not be touched by other goroutines
+// during the call. A rank whose n differs fails with ErrMismatch on a
+// receiving rank. Algorithm: pairwise exchange (alltoall_pairwise.go).
+func Alltoall[T mpi.Numeric](c *mpi.Comm, send, recv []T) error {
+	const name = "alltoall"
+	if err := checkComm(name, c); err != nil {
+		return err
+	}
+	p := c.Size()
+	if len(send) != len(recv) || len(send)%p != 0 {
+		return countErr(name, "send has %d elements and recv %d; want equal multiples of %d ranks", len(send), len(recv), p)
+	}
+	counts, displs := uniformLayout(len(send)/p, p)
+	if p == 1 {
+		copy(recv, send)
+		return nil
+	}
+	k := newCall(c)
+	return wrap(name, alltoallPairwise(k, send, counts, displs, recv, counts, displs))
+}
+
+// Alltoallv is Alltoall with blocks of different sizes (MPI_Alltoallv): the
+// block send[sendDispls[j] : +sendCounts[j]] goes to rank j, and the block
+// from rank i lands at recv[recvDispls[i] : +recvCounts[i]], whose count
+// must equal what rank i sends to this rank (else ErrMismatch). Counts and
+// displacements are in elements; receive blocks must not overlap.
+func Alltoallv[T mpi.Numeric](c *mpi.Comm, send []T, sendCounts, sendDispls []int, recv []T, recvCounts, recvDispls []int) error {
+	const name = "alltoallv"
+	if err := checkComm(name, c); err != nil {
+		return err
+	}
+	p, r := c.Size(), c.Rank()
+	if err := checkLayout(name, "send", sendCounts, sendDispls, len(send), p, false); err != nil {
+		return err
+	}
+	if err := checkLayout(name, "recv", recvCounts, recvDispls, len(recv), p, true); err != nil {
+		return err
+	}
+	if sendCounts[r] != recvCounts[r] {
+		return countErr(name, "sends itself %d elements but expects %d", sendCounts[r], recvCounts[r])
+	}
+	if p == 1 {
+		copy(recv[recvDispls[0]:recvDispls[0]+recvCounts[0]], send[sendDispls[0]:])
+		return nil
+	}
+	k := newCall(c)
+	return wrap(name, alltoallPairwise(k, send, sendCounts, sendDispls, recv, recvCounts, recvDispls))
+}

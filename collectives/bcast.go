@@ -1,0 +1,60 @@
+package collectives
+
+import (
+	"reflect"
+
+	"github.com/gorun-hpc/gorun/runtime/mpi"
+)
+
+// Bcast thresholds: messages of at least bcastLongBytes on at least
+// bcastMinRanks ranks use scatter + ring allgather; others the binomial tree.
+const (
+	bcastLongBytes = 128 << 10
+	bcastMinRanks  = 3
+)
+
+// Bcast copies buf of rank root into buf of every other rank of c
+// (MPI_Bcast). Every rank passes a buffer of the same length; on non-root
+// ranks its contents are overwritten. buf must not be touched by other
+// goroutines during the call.
+//
+// Small messages go down a binomial tree (bcast_binomial.go), large ones are
+// scattered in blocks and gathered back with a ring (van de Geijn,
+// bcast_scatter_allgather.go). A rank whose length differs from the root's
+// fails with ErrMismatch (so may the ranks below it in the tree; the others
+// may wait for the job to abort).
+func Bcast[T mpi.Numeric](c *mpi.Comm, buf []T, root int) error {
+	run, err := planBcast(c, buf, root)
+	if err != nil {
+		return err
+	}
+	return run()
+}
+
+// Ibcast starts a Bcast and returns its Request. buf must not be read or
+// modified until the request completes.
+func Ibcast[T mpi.Numeric](c *mpi.Comm, buf []T, root int) *mpi.Request {
+	run, err := planBcast(c, buf, root)
+	return start(c, run, err)
+}
+
+func planBcast[T mpi.Numeric](c *mpi.Comm, buf []T, root int) (func() error, error) {
+	const op = "bcast"
+	if err := checkComm(op, c); err != nil {
+		return nil, err
+	}
+	if err := checkRoot(op, c, root); err != nil {
+		return nil, err
+	}
+	if c.Size() == 1 {
+		return nop, nil
+	}
+	k := newCall(c)
+	if sizeOf[T]()*len(buf) >= bcastLongBytes && c.Size() >= bcastMinRanks {
+		return func() error { return wrap(op, bcastScatterAllgather(k, buf, root)) }, nil
+	}
+	return func() error { return wrap(op, bcastBinomial(k, buf, root)) }, nil
+}
+
+// sizeOf returns the size in bytes of one T.
+func sizeOf[T mpi.Numeric]() int { return int(reflect.TypeFor[T]().Size()) }
