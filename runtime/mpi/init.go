@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,6 +92,10 @@ type world struct {
 	jobCtx    context.Context // done when the job aborts or the world closes
 	jobCancel context.CancelFunc
 	watch     sync.WaitGroup // the job watcher goroutine
+
+	// oversubscribed: this host runs more of the job's ranks than it has
+	// CPUs, so waiters yield instead of spinning (see wait).
+	oversubscribed bool
 
 	peersMu sync.Mutex
 	peers   map[int]peerInfo
@@ -227,6 +232,7 @@ func initLaunched(ctx context.Context) (*world, error) {
 	if ls, err := envInt(rendezvous.EnvLocalSize); err == nil {
 		w.localSize = ls
 	}
+	w.oversubscribed = w.localSize > goruntime.NumCPU()
 	w.host = os.Getenv(rendezvous.EnvHost)
 	if w.host == "" {
 		w.host, _ = os.Hostname()

@@ -13,18 +13,21 @@ import (
 // is microseconds away without the 20–30 µs it costs to wake a sleeping
 // thread. Spinning costs a core, so it is bounded:
 //
-//   - spinPolls rounds of pure polling (well under a microsecond each),
+//   - pure polling for spinTime,
 //   - then polling with sched_yield between rounds, which hands the core to
-//     another runnable process at once when there are more ranks than cores
-//     (8 ranks on a 2-core laptop), for at most spinBudget in total,
+//     another runnable process at once, for up to spinBudget in all,
 //   - then the goroutine parks; the transport's own reader goroutine sleeps
 //     (shm: on a FIFO doorbell in the netpoller, which holds no scheduler
 //     slot) and wakes it when a message arrives.
 //
-// So a rank that waits long uses at most spinBudget of CPU per wait, and
-// none after that: a rank blocked for 3 s burns about a millisecond.
+// When this host runs more of the job's ranks than it has CPUs (8 ranks on
+// a 2-core laptop), pure spinning only delays the rank that holds the data,
+// so waiters yield from the first empty poll, as Open MPI does when it finds
+// itself oversubscribed. Either way a rank that waits long uses at most
+// spinBudget of CPU per wait and none after that: blocked for 3 s, it burns
+// about a millisecond.
 const (
-	spinPolls  = 200
+	spinTime   = 20 * time.Microsecond
 	spinBudget = time.Millisecond
 )
 
@@ -35,6 +38,7 @@ func (w *world) wait(r *request) {
 	}
 	if len(w.pollers) > 0 {
 		var start time.Time
+		yield := w.oversubscribed
 		for i := 0; ; i++ {
 			for _, p := range w.pollers {
 				p.Poll()
@@ -42,15 +46,18 @@ func (w *world) wait(r *request) {
 			if r.isDone() {
 				return
 			}
-			if i < spinPolls {
-				continue
+			if i&31 == 31 { // the clock costs more than a poll
+				if start.IsZero() {
+					start = time.Now()
+				} else if el := time.Since(start); el > spinBudget {
+					break
+				} else if el > spinTime {
+					yield = true
+				}
 			}
-			if start.IsZero() {
-				start = time.Now()
-			} else if time.Since(start) > spinBudget {
-				break
+			if yield {
+				osYield()
 			}
-			osYield()
 		}
 	}
 	r.park()

@@ -38,9 +38,18 @@ var (
 	// sleeps with backoff.
 	spinBudget = 50 * time.Microsecond
 
+	// splitMin is the smallest cross-memory-attach payload whose copy the
+	// receiver shares with the sender, in about splitParts chunks of
+	// splitChunkMin to splitChunk bytes.
+	splitMin      = 128 << 10
+	splitParts    = 8
+	splitChunkMin = 64 << 10
+	splitChunk    = 512 << 10
+
 	// Test hooks.
-	fallocate      = unix.Fallocate
-	processVMReadv = unix.ProcessVMReadv
+	fallocate       = unix.Fallocate
+	processVMReadv  = unix.ProcessVMReadv
+	processVMWritev = unix.ProcessVMWritev
 )
 
 // maxLocal bounds Config.Local.
@@ -61,6 +70,7 @@ type Endpoint struct {
 	path  string
 	n     int
 	eager int // largest inline payload
+	peeks int // extra looks of an empty Poll
 	chunk int // payload bytes per recChunk record
 
 	own      *segment
@@ -81,6 +91,7 @@ type Endpoint struct {
 	stop     atomic.Bool // tells the reader to exit
 	checkReq atomic.Bool // asks the reader to check its peers now
 	noCMA    atomic.Bool // process_vm_readv was refused: chunk large payloads
+	noWritev atomic.Bool // process_vm_writev was refused: never help a split copy
 
 	attachMu  sync.Mutex // serialises Attach with Close
 	closeOnce sync.Once
@@ -115,11 +126,15 @@ func (s *segment) ringOf(i int) (ringCtl, []byte) {
 	c := pageSize + i*ringCtlStride
 	d := dataOffset(s.n) + int64(i)*s.ringSize
 	return ringCtl{
-		tail:   word64(s.mem, c+rcTail),
 		head:   word64(s.mem, c+rcHead),
 		pwait:  word32(s.mem, c+rcPWait),
 		pevent: word32(s.mem, c+rcPEvent),
 		cma:    word32(s.mem, c+rcCMA),
+		next:   word32(s.mem, c+rcNext),
+		sdone:  word32(s.mem, c+rcSDone),
+		sfail:  word32(s.mem, c+rcSFail),
+		chunk:  word32(s.mem, c+rcChunk),
+		dst:    word64(s.mem, c+rcDst),
 	}, s.mem[d : d+s.ringSize : d+s.ringSize]
 }
 
@@ -146,11 +161,15 @@ func (p *peer) kick() {
 
 // ringCtl points at the control words of one ring.
 type ringCtl struct {
-	tail   *uint64
 	head   *uint64
 	pwait  *uint32
 	pevent *uint32
 	cma    *uint32
+	next   *uint32
+	sdone  *uint32
+	sfail  *uint32
+	chunk  *uint32
+	dst    *uint64
 }
 
 // wakeProducer wakes the ring's producer if it sleeps on the ring's futex
@@ -210,11 +229,16 @@ type outRing struct {
 	ctl    ringCtl
 	data   []byte
 	mask   uint64
-	tail   uint64 // guarded by mu: mirror of *ctl.tail
+	tail   uint64 // guarded by mu: bytes committed
 	head   uint64 // guarded by mu: last head seen
 	seq    uint32 // guarded by mu: last CMA descriptor number
 	keep   []byte // guarded by mu: payload a peer may be reading
 	closed bool   // guarded by mu: Close has sent its Bye
+
+	stage [recAlign]byte // guarded by mu: a small record, before it is copied in
+
+	liov [1]unix.Iovec // guarded by mu: for process_vm_writev
+	riov [1]unix.RemoteIovec
 }
 
 // inRing is this rank's consumer side of the ring written by peer p.
@@ -343,6 +367,7 @@ func Create(cfg Config) (*Endpoint, error) {
 	r := e.own.ringSize
 	e.eager = int(min(int64(eagerLimit), r/4))
 	e.chunk = int(min(r/4, 256<<10))
+	e.peeks = max(0, 8/n-1)
 	for i, rk := range e.local {
 		e.peers[i] = &peer{rank: rk, idx: i, pidfd: -1, bellFd: -1, isMe: i == me}
 		ctl, data := e.own.ringOf(i)
@@ -448,8 +473,6 @@ func (e *Endpoint) Attach(ctx context.Context) error {
 		}
 		ctl, data := p.seg.ringOf(e.me)
 		e.out[i] = outRing{p: p, ctl: ctl, data: data, mask: uint64(len(data) - 1)}
-		e.out[i].tail = atomic.LoadUint64(ctl.tail)
-		e.out[i].head = atomic.LoadUint64(ctl.head)
 	}
 	ctl, data := e.own.ringOf(e.me)
 	e.out[e.me] = outRing{p: e.peers[e.me], ctl: ctl, data: data, mask: uint64(len(data) - 1)}
@@ -748,8 +771,18 @@ func (e *Endpoint) waitFailure(o *outRing, mode int, deadline time.Time, check b
 	return nil
 }
 
-// reserve waits until need bytes are free in ring o.
-func (e *Endpoint) reserve(o *outRing, need uint64, mode int, deadline time.Time) error {
+// reserve waits until a record of size bytes fits in ring o, with the
+// header word of the record after it (see commit), and returns the
+// record's offset in o.data.
+func (e *Endpoint) reserve(o *outRing, size uint64, mode int, deadline time.Time) (uint64, error) {
+	if err := e.reserveBytes(o, align(size)+recAlign, mode, deadline); err != nil {
+		return 0, err
+	}
+	return o.tail & o.mask, nil // a record's first 64 bytes never wrap
+}
+
+// reserveBytes waits until need bytes are free in ring o.
+func (e *Endpoint) reserveBytes(o *outRing, need uint64, mode int, deadline time.Time) error {
 	size := o.mask + 1
 	if size-(o.tail-o.head) >= need {
 		return nil
@@ -782,28 +815,45 @@ func copyOut(dst, data []byte, mask, pos uint64) {
 	}
 }
 
-// publish makes the records written up to o.tail visible to the consumer
-// and rings its doorbell if it sleeps.
-func (o *outRing) publish() {
-	atomic.StoreUint64(o.ctl.tail, o.tail) // release: the record bytes are written
+// commit publishes the record of size bytes and type typ whose body (all
+// but its header word) is written at o.tail, and rings the consumer's
+// doorbell if it sleeps. The header word of the next record is zeroed
+// first, so that the consumer, which sees this record, stops there until
+// the next one is committed; the atomic store of the header word publishes
+// everything written before it (release).
+func (o *outRing) commit(size uint64, typ byte) {
+	pos := o.tail & o.mask
+	o.tail += align(size)
+	next := o.tail & o.mask // free: reserve kept room for this word
+	binary.LittleEndian.PutUint64(o.data[next:next+8], 0)
+	atomic.StoreUint64(word64(o.data, int(pos)), size|uint64(typ)<<32)
 	o.p.ring()
 }
 
 // putFrame writes a recFrame or recBegin record for h and publishes it.
 func (e *Endpoint) putFrame(o *outRing, typ byte, h *transport.Header, payload []byte) error {
 	size := uint64(recHdrSize + transport.HeaderSize + len(payload))
-	if err := e.reserve(o, align(size), waitSend, time.Time{}); err != nil {
+	pos, err := e.reserve(o, size, waitSend, time.Time{})
+	if err != nil {
 		return err
 	}
-	pos := o.tail & o.mask // a record's first 64 bytes never wrap
-	binary.LittleEndian.PutUint32(o.data[pos:], uint32(size))
-	o.data[pos+4] = typ
-	h.Put(o.data[pos+recHdrSize:])
-	if len(payload) > 0 {
-		copyIn(o.data, o.mask, o.tail+recHdrSize+transport.HeaderSize, payload)
+	if size <= recAlign {
+		// The consumer may be polling this very cache line: fill it with
+		// a few wide stores from a staged copy rather than many narrow
+		// ones, each of which could have to take the line back.
+		st := &o.stage
+		h.Put(st[recHdrSize:])
+		copy(st[recHdrSize+transport.HeaderSize:], payload)
+		copy(o.data[pos+recHdrSize:pos+size], st[recHdrSize:size])
+	} else {
+		h.Put(o.data[pos+recHdrSize:])
+		if end := pos + size; end <= o.mask+1 {
+			copy(o.data[pos+recHdrSize+transport.HeaderSize:end], payload)
+		} else {
+			copyIn(o.data, o.mask, o.tail+recHdrSize+transport.HeaderSize, payload)
+		}
 	}
-	o.tail += align(size)
-	o.publish()
+	o.commit(size, typ)
 	return nil
 }
 
@@ -813,15 +863,11 @@ func (e *Endpoint) sendChunks(o *outRing, payload []byte) error {
 	for off := 0; off < len(payload); {
 		c := min(e.chunk, len(payload)-off)
 		size := uint64(recHdrSize + c)
-		if err := e.reserve(o, align(size), waitSend, time.Time{}); err != nil {
+		if _, err := e.reserve(o, size, waitSend, time.Time{}); err != nil {
 			return err
 		}
-		pos := o.tail & o.mask
-		binary.LittleEndian.PutUint32(o.data[pos:], uint32(size))
-		o.data[pos+4] = recChunk
 		copyIn(o.data, o.mask, o.tail+recHdrSize, payload[off:off+c])
-		o.tail += align(size)
-		o.publish()
+		o.commit(size, recChunk)
 		off += c
 	}
 	return nil
@@ -836,24 +882,28 @@ func (e *Endpoint) sendCMA(o *outRing, h *transport.Header, payload []byte) erro
 	base := o.seq << cmaShift
 	atomic.StoreUint32(o.ctl.cma, base|cmaPosted)
 	const size = recHdrSize + transport.HeaderSize + 16
-	if err := e.reserve(o, align(size), waitSend, time.Time{}); err != nil {
+	pos, err := e.reserve(o, size, waitSend, time.Time{})
+	if err != nil {
 		return err
 	}
-	pos := o.tail & o.mask
 	le := binary.LittleEndian
-	le.PutUint32(o.data[pos:], size)
-	o.data[pos+4] = recCMA
 	h.Put(o.data[pos+recHdrSize:])
 	d := o.data[pos+recHdrSize+transport.HeaderSize:]
 	le.PutUint64(d, sliceAddr(payload))
 	le.PutUint32(d[8:], o.seq)
 	le.PutUint32(d[12:], uint32(os.Getpid()))
-	o.tail += align(size)
-	o.publish()
+	o.commit(size, recCMA)
 
 	var st uint32
+	helped := false
 	finished := func() bool {
 		st = atomic.LoadUint32(o.ctl.cma)
+		if st == base|cmaSplit && !helped {
+			// The receiver shares the copy: write chunks into its buffer.
+			helped = true
+			e.helpCopy(o, payload)
+			st = atomic.LoadUint32(o.ctl.cma)
+		}
 		return st == base|cmaDone || st == base|cmaRefused
 	}
 	// Expect the copy to run at >= 4 GB/s before sleeping.
@@ -876,6 +926,49 @@ func (e *Endpoint) sendCMA(o *outRing, h *transport.Header, payload []byte) erro
 	return nil
 }
 
+// helpCopy is the sender's side of a split copy (state cmaSplit): it claims
+// chunks of payload from the shared counter and writes each into the
+// receiver's buffer with process_vm_writev, counting it in sdone. On a
+// failure it hands that chunk back (sfail) for the receiver to read, and
+// stops. It never leaves a claimed chunk unfinished. o.mu is held.
+func (e *Endpoint) helpCopy(o *outRing, payload []byte) {
+	if e.noWritev.Load() {
+		return
+	}
+	c := o.ctl
+	chunk := int(atomic.LoadUint32(c.chunk))
+	dst := atomic.LoadUint64(c.dst)
+	if chunk <= 0 || dst == 0 {
+		return
+	}
+	nchunks := uint32((len(payload) + chunk - 1) / chunk)
+	defer func() { o.liov[0].Base = nil }()
+	for {
+		k := atomic.AddUint32(c.next, 1) - 1
+		if k >= nchunks {
+			return
+		}
+		off := int(k) * chunk
+		end := min(off+chunk, len(payload))
+		o.liov[0].Base = &payload[off]
+		o.liov[0].SetLen(end - off)
+		o.riov[0] = unix.RemoteIovec{Base: uintptr(dst) + uintptr(off), Len: end - off}
+		n, err := processVMWritev(o.p.pid, o.liov[:], o.riov[:], 0)
+		if err == unix.EINTR {
+			n, err = processVMWritev(o.p.pid, o.liov[:], o.riov[:], 0)
+		}
+		if err != nil || n != end-off {
+			if err == unix.EPERM || err == unix.ENOSYS || err == unix.EACCES {
+				e.noWritev.Store(true) // for the rest of the job
+			}
+			atomic.StoreUint32(c.sfail, k+1) // the receiver reads it itself
+			atomic.AddUint32(c.sdone, 1)
+			return
+		}
+		atomic.AddUint32(c.sdone, 1) // release: chunk k is written
+	}
+}
+
 // Poll hands frames that have already arrived to the Sink from the calling
 // goroutine, and reports whether it handed any. It never blocks: if another
 // goroutine (or the endpoint's reader) is delivering, it returns false at
@@ -885,6 +978,21 @@ func (e *Endpoint) Poll() bool {
 	if e.awake.Load() == 0 {
 		e.awake.Store(1)
 	}
+	// The fast path of a spinning waiter: look without locking. Close
+	// replaces the mapping by zero pages rather than unmapping it (see
+	// release), so this reads valid memory even after Close.
+	if atomic.LoadUint32(e.own.sleeping) == 0 && !e.anyReady() {
+		// Look a few more times (about 20 ns with two ranks): callers
+		// budget their spinning in Polls, and a frame that lands now is
+		// seen within nanoseconds rather than after the caller's loop.
+		for range e.peeks {
+			if e.anyReady() {
+				goto found
+			}
+		}
+		return false
+	}
+found:
 	if !e.pollMu.TryLock() {
 		return false
 	}
@@ -905,38 +1013,84 @@ func (e *Endpoint) drainLocked() int {
 	n := 0
 	for i := range e.in {
 		r := &e.in[i]
-		if r.p.gone.Load() {
-			continue
-		}
-		if atomic.LoadUint64(r.ctl.tail) != r.head {
+		if r.ready(r.head) && !r.p.gone.Load() {
 			n += e.drainRing(r)
 		}
 	}
 	return n
 }
 
-// pending reports whether any ring holds unconsumed records.
-func (e *Endpoint) pending() bool {
+// anyReady reports whether some ring may hold a committed record, without
+// pollMu: it looks at the published head, which a drainer that holds
+// pollMu may not have published yet (see pending), so it errs on the side
+// of true.
+func (e *Endpoint) anyReady() bool {
 	for i := range e.in {
 		r := &e.in[i]
-		if !r.p.gone.Load() && atomic.LoadUint64(r.ctl.tail) != atomic.LoadUint64(r.ctl.head) {
+		if r.ready(atomic.LoadUint64(r.ctl.head)) {
 			return true
 		}
 	}
 	return false
 }
 
-// drainRing consumes the records of ring r up to its current tail and
-// returns how many frames it delivered. pollMu is held.
+// ready reports whether a record is committed at absolute position pos,
+// which must be where the consumer is (or was): the producer zeroes the
+// header word there before it commits the record before it.
+func (r *inRing) ready(pos uint64) bool {
+	return atomic.LoadUint64(word64(r.data, int(pos&r.mask))) != 0
+}
+
+// pending reports whether any ring holds unconsumed records.
+func (e *Endpoint) pending() bool {
+	for i := range e.in {
+		r := &e.in[i]
+		// Without pollMu, a drainer may not have published head yet:
+		// the header word at the old head is the consumed record's,
+		// non-zero (the producer cannot overwrite it before head moves
+		// on), so the answer errs on the side of true.
+		if !r.p.gone.Load() && r.ready(atomic.LoadUint64(r.ctl.head)) {
+			return true
+		}
+	}
+	return false
+}
+
+// drainRing consumes the committed records of ring r, at most one ring's
+// worth, and returns how many frames it delivered. pollMu is held.
 func (e *Endpoint) drainRing(r *inRing) int {
+	start := r.head
+	n := e.drainRecords(r)
+	if r.head != start {
+		r.publishHead()
+	}
+	return n
+}
+
+// publishHead hands the space of the records consumed so far back to the
+// producer.
+func (r *inRing) publishHead() {
+	atomic.StoreUint64(r.ctl.head, r.head) // release: done reading the records
+	r.ctl.wakeProducer()
+}
+
+// drainRecords is drainRing's loop. It publishes head itself when a
+// sixteenth of the ring has been consumed since the last time (so that a
+// producer streaming chunks can refill the ring meanwhile); drainRing
+// publishes the rest.
+func (e *Endpoint) drainRecords(r *inRing) int {
 	le := binary.LittleEndian
-	tail := atomic.LoadUint64(r.ctl.tail) // acquire: the records before it are written
+	ringBytes := r.mask + 1
+	start, published := r.head, r.head
 	delivered := 0
-	for r.head != tail {
+	for r.head-start < ringBytes {
 		pos := r.head & r.mask
-		size := le.Uint32(r.data[pos:])
-		typ := r.data[pos+4]
-		if size < recHdrSize || uint64(size) > r.mask+1 || align(uint64(size)) > tail-r.head {
+		w := atomic.LoadUint64(word64(r.data, int(pos))) // acquire: the record is written
+		if w == 0 {
+			break
+		}
+		size, typ := uint32(w), byte(w>>32)
+		if size < recHdrSize || uint64(size) > ringBytes-recAlign || w>>40 != 0 {
 			e.protocolError(r, fmt.Errorf("record of %d bytes", size))
 			return delivered
 		}
@@ -1006,8 +1160,10 @@ func (e *Endpoint) drainRing(r *inRing) int {
 			return delivered
 		}
 		r.head += align(uint64(size))
-		atomic.StoreUint64(r.ctl.head, r.head) // release: done reading the record
-		r.ctl.wakeProducer()
+		if r.head-published >= ringBytes/16 {
+			r.publishHead()
+			published = r.head
+		}
 		if !deliver {
 			continue
 		}
@@ -1042,7 +1198,11 @@ func (e *Endpoint) readCMA(r *inRing, h transport.Header, addr uint64, seq uint3
 	}
 	var err error = unix.EPERM
 	if !e.noCMA.Load() {
-		err = r.readRemote(r.p.pid, buf, addr)
+		if len(buf) >= splitMin && splitChunk > 0 {
+			err = e.splitRead(r, buf, addr, base)
+		} else {
+			err = r.readRemote(r.p.pid, buf, addr)
+		}
 		if err == unix.EPERM || err == unix.ENOSYS || err == unix.EACCES {
 			e.noCMA.Store(true) // for the rest of the job
 		}
@@ -1058,6 +1218,71 @@ func (e *Endpoint) readCMA(r *inRing, h transport.Header, addr uint64, seq uint3
 	atomic.StoreUint32(r.ctl.cma, base|cmaDone)
 	r.ctl.wakeProducer()
 	return buf, true
+}
+
+// splitRead reads the payload at addr in the sender's memory into buf,
+// sharing the copy with the sender: it publishes buf's address and a chunk
+// size, announces cmaSplit, and both sides claim chunks from a shared
+// counter, the receiver reading them (process_vm_readv), the sender writing
+// them (process_vm_writev). Then it waits for the sender's chunks in flight
+// and reads any chunk the sender could not write. A non-nil error means buf
+// is incomplete (the caller answers refused: the sender then sends the
+// whole payload through the ring, after its last write into buf). pollMu
+// is held.
+func (e *Endpoint) splitRead(r *inRing, buf []byte, addr uint64, base uint32) error {
+	c := r.ctl
+	chunk := int(min(max(roundUp(int64(len(buf)/splitParts), 4096), int64(splitChunkMin)), int64(splitChunk)))
+	nchunks := uint32((len(buf) + chunk - 1) / chunk)
+	// Published by the store of the state below; the sender loads them
+	// only after it has seen cmaSplit with its own sequence number.
+	atomic.StoreUint64(c.dst, sliceAddr(buf))
+	atomic.StoreUint32(c.chunk, uint32(chunk))
+	atomic.StoreUint32(c.next, 0)
+	atomic.StoreUint32(c.sdone, 0)
+	atomic.StoreUint32(c.sfail, 0)
+	atomic.StoreUint32(c.cma, base|cmaSplit)
+	c.wakeProducer()
+	mine := uint32(0)
+	for {
+		k := atomic.AddUint32(c.next, 1) - 1
+		if k >= nchunks {
+			break
+		}
+		mine++
+		off := int(k) * chunk
+		end := min(off+chunk, len(buf))
+		if err := r.readRemote(r.p.pid, buf[off:end], addr+uint64(off)); err != nil {
+			atomic.AddUint32(c.next, nchunks) // the sender stops claiming
+			return err
+		}
+	}
+	// The sender finishes every chunk it claimed, or dies.
+	want := nchunks - mine
+	for i := 0; atomic.LoadUint32(c.sdone) != want; i++ {
+		switch {
+		case i < 100:
+		case i&1023 == 0 && !r.p.alive():
+			return errExited
+		case i&7 == 0:
+			osYield() // the sender may be waiting for this core
+		default:
+			runtime.Gosched()
+		}
+	}
+	if f := atomic.LoadUint32(c.sfail); f != 0 {
+		off := int(f-1) * chunk
+		end := min(off+chunk, len(buf))
+		if err := r.readRemote(r.p.pid, buf[off:end], addr+uint64(off)); err != nil {
+			return err
+		}
+	}
+	runtime.KeepAlive(buf)
+	return nil
+}
+
+// osYield gives the core to another runnable process, if any.
+func osYield() {
+	_, _, _ = unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 }
 
 // readRemote reads len(buf) bytes at addr in process pid into buf.
@@ -1199,13 +1424,9 @@ func (e *Endpoint) shutdown() {
 			if !o.p.isMe && e.usable(o.p) == nil {
 				const size = recHdrSize + transport.HeaderSize
 				h := transport.Header{Kind: transport.KindBye, Src: int32(e.rank), Dst: int32(o.p.rank)}
-				if e.reserve(o, align(size), waitMust, deadline) == nil {
-					pos := o.tail & o.mask
-					binary.LittleEndian.PutUint32(o.data[pos:], size)
-					o.data[pos+4] = recFrame
+				if pos, err := e.reserve(o, size, waitMust, deadline); err == nil {
 					h.Put(o.data[pos+recHdrSize:])
-					o.tail += align(size)
-					o.publish()
+					o.commit(size, recFrame)
 				}
 			}
 			o.closed = true
@@ -1223,7 +1444,7 @@ func (e *Endpoint) shutdown() {
 	}
 	e.pollMu.Unlock()
 	e.releasePeers()
-	_ = unix.Munmap(e.own.mem)
+	release(e, e.own.mem)
 	_ = e.bell.Close()
 	if fd := e.peers[e.me].bellFd; fd >= 0 {
 		_ = unix.Close(fd)

@@ -99,11 +99,55 @@ func TestConformance(t *testing.T) {
 	t.Run("cma", func(t *testing.T) { transporttest.Run(t, factory) })
 	t.Run("fallback", func(t *testing.T) {
 		withHook(t, &processVMReadv, refuseCMA)
+		withHook(t, &processVMWritev, refuseCMA)
 		transporttest.Run(t, factory)
 	})
 	t.Run("tiny-eager", func(t *testing.T) {
 		// Most frames go through the large-message path.
 		withHook(t, &eagerLimit, 64)
+		transporttest.Run(t, factory)
+	})
+	// Split copies in many small (and odd) chunks.
+	t.Run("split", func(t *testing.T) {
+		withHook(t, &eagerLimit, 64)
+		withHook(t, &splitMin, 65)
+		withHook(t, &splitChunk, 1000)
+		withHook(t, &splitChunkMin, 1000)
+		transporttest.Run(t, factory)
+	})
+	t.Run("split-no-writev", func(t *testing.T) {
+		// The sender cannot help: the receiver reads every chunk.
+		withHook(t, &eagerLimit, 64)
+		withHook(t, &splitMin, 65)
+		withHook(t, &splitChunk, 1000)
+		withHook(t, &splitChunkMin, 1000)
+		withHook(t, &processVMWritev, refuseCMA)
+		transporttest.Run(t, factory)
+	})
+	t.Run("split-writev-fails", func(t *testing.T) {
+		// Every other write fails (EFAULT): the receiver reads those
+		// chunks itself.
+		withHook(t, &eagerLimit, 64)
+		withHook(t, &splitMin, 65)
+		withHook(t, &splitChunk, 1000)
+		withHook(t, &splitChunkMin, 1000)
+		var calls atomic.Int64
+		withHook(t, &processVMWritev, func(pid int, l []unix.Iovec, r []unix.RemoteIovec, f uint) (int, error) {
+			if calls.Add(1)%2 == 0 {
+				return 0, unix.EFAULT
+			}
+			return unix.ProcessVMWritev(pid, l, r, f)
+		})
+		transporttest.Run(t, factory)
+	})
+	t.Run("split-readv-refused", func(t *testing.T) {
+		// The receiver is refused after the sender started writing:
+		// the payload follows through the ring.
+		withHook(t, &eagerLimit, 64)
+		withHook(t, &splitMin, 65)
+		withHook(t, &splitChunk, 1000)
+		withHook(t, &splitChunkMin, 1000)
+		withHook(t, &processVMReadv, refuseCMA)
 		transporttest.Run(t, factory)
 	})
 }
@@ -237,6 +281,7 @@ type countSink struct {
 	buf  []byte
 	n    atomic.Uint64
 	lost atomic.Int32
+	_    [128]byte // two sinks never share a cache line (n is polled)
 }
 
 func (s *countSink) Buffer(h transport.Header) []byte {
@@ -340,7 +385,8 @@ func BenchmarkPingPong(b *testing.B) {
 	for _, size := range []struct {
 		name string
 		n    int
-	}{{"8B", 8}, {"4KiB", 4 << 10}, {"64KiB", 64 << 10}, {"1MiB", 1 << 20}, {"4MiB", 4 << 20}} {
+	}{{"8B", 8}, {"4KiB", 4 << 10}, {"8KiB", 8 << 10}, {"16KiB", 16 << 10}, {"32KiB", 32 << 10},
+		{"64KiB", 64 << 10}, {"256KiB", 256 << 10}, {"1MiB", 1 << 20}, {"4MiB", 4 << 20}} {
 		b.Run(size.name, func(b *testing.B) { benchPingPong(b, size.n) })
 	}
 }
@@ -391,4 +437,41 @@ func benchPingPong(b *testing.B, size int) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*b.N)/1000, "µs/halfRTT")
+}
+
+// BenchmarkPollEmpty is the cost of a Poll that finds nothing: the
+// granularity of a spinning waiter.
+func BenchmarkPollEmpty(b *testing.B) {
+	for _, n := range []int{2, 8} {
+		b.Run(fmt.Sprintf("ranks=%d", n), func(b *testing.B) {
+			sinks := make([]transport.Sink, n)
+			for i := range sinks {
+				sinks[i] = &countSink{}
+			}
+			eps := makeEndpoints(b, b.TempDir(), sinks)
+			b.ReportAllocs()
+			for b.Loop() {
+				eps[0].Poll()
+			}
+		})
+	}
+}
+
+// BenchmarkSendPoll sends a frame and delivers it with Poll in one
+// goroutine: the software cost of a small message, without cache misses.
+func BenchmarkSendPoll(b *testing.B) {
+	sinks := []*countSink{{}, {}}
+	eps := makeEndpoints(b, b.TempDir(), []transport.Sink{sinks[0], sinks[1]})
+	payload := make([]byte, 8)
+	h := transport.Header{Kind: transport.KindData, Src: 0, Dst: 1, Len: 8}
+	b.ReportAllocs()
+	for b.Loop() {
+		want := sinks[1].n.Load() + 1
+		if err := eps[0].Send(h, payload); err != nil {
+			b.Fatal(err)
+		}
+		for sinks[1].n.Load() < want {
+			eps[1].Poll()
+		}
+	}
 }
