@@ -146,14 +146,22 @@ func TestHello(t *testing.T) {
 	}
 }
 
-// TestExchange: every pair of 5 ranks exchanges messages of random sizes and
-// tags over the real transports; every element and the order are checked.
+// TestExchange: every pair of 8 ranks exchanges messages of random sizes
+// (0 to 8 MiB) and tags over shared memory, and 5 ranks over TCP; every
+// element, the count, the tag and the per-sender order are checked, so a
+// lost, duplicated, reordered or corrupted message fails the test.
 func TestExchange(t *testing.T) {
-	r := gorun(t, "-n", "5", bin.testprog, "exchange", "40")
+	t.Run("shm/n=8", func(t *testing.T) { exchangeJob(t, 8, "24", strconv.Itoa(8<<20)) })
+	t.Run("tcp/n=5", func(t *testing.T) { exchangeJob(t, 5, "24", strconv.Itoa(1<<20), "-x", "GORUN_TRANSPORT=tcp") })
+}
+
+func exchangeJob(t *testing.T, n int, count, maxBytes string, flags ...string) {
+	args := append([]string{"-n", strconv.Itoa(n)}, flags...)
+	r := gorun(t, append(args, bin.testprog, "exchange", count, maxBytes)...)
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	for rank := range 5 {
+	for rank := range n {
 		if !strings.Contains(r.stdout, fmt.Sprintf("rank %d exchanged ok", rank)) {
 			t.Errorf("rank %d did not finish:\n%s\n%s", rank, r.stdout, r.stderr)
 		}

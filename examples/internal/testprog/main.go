@@ -6,7 +6,8 @@
 //	testprog fail R CODE   rank R exits with CODE; the others block receiving from R
 //	testprog kill R        rank R kills itself with SIGKILL; the others block receiving from R
 //	testprog block         every rank blocks receiving from the next rank
-//	testprog exchange N    every pair of ranks exchanges N random-size messages, checked
+//	testprog exchange N [MAX]  every pair of ranks exchanges N messages of random
+//	                           sizes (up to MAX bytes, default 1 MiB) and tags, checked
 //	testprog nofinalize R  rank R exits 0 without calling Finalize
 package main
 
@@ -56,7 +57,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "blocked recv returned:", err)
 		os.Exit(1)
 	case "exchange":
-		if err := exchange(world, arg(2)); err != nil {
+		maxBytes := 1 << 20
+		if len(os.Args) > 3 {
+			maxBytes = arg(3)
+		}
+		if err := exchange(world, arg(2), maxBytes/4); err != nil {
 			fmt.Fprintf(os.Stderr, "rank %d: %v\n", rank, err)
 			os.Exit(1)
 		}
@@ -105,17 +110,17 @@ func fill(b []uint32, src, dst, i int) {
 	}
 }
 
-// exchange sends n messages of random sizes (0 to 256 Ki elements) and tags
-// to every other rank, receiving theirs with wildcards, and checks every
-// element and the per-sender order.
-func exchange(c *mpi.Comm, n int) error {
+// exchange sends n messages of random sizes (0 to maxElems elements, one in
+// eight of them large) and tags to every other rank, receiving theirs with
+// wildcards, and checks every element and the per-sender order.
+func exchange(c *mpi.Comm, n, maxElems int) error {
 	rank, size := c.Rank(), c.Size()
 	sizes := func(src int) []int { // the same sequence on sender and receiver
 		r := rand.New(rand.NewPCG(uint64(src), 42))
 		s := make([]int, n)
 		for i := range s {
-			if r.IntN(4) == 0 {
-				s[i] = r.IntN(256 << 10)
+			if r.IntN(8) == 0 {
+				s[i] = r.IntN(maxElems + 1)
 			} else {
 				s[i] = r.IntN(64)
 			}
@@ -145,8 +150,8 @@ func exchange(c *mpi.Comm, n int) error {
 	for src := range size {
 		all[src] = sizes(src)
 	}
-	buf := make([]uint32, 256<<10)
-	want := make([]uint32, 256<<10)
+	buf := make([]uint32, maxElems+64)
+	want := make([]uint32, maxElems+64)
 	for range n * (size - 1) {
 		st, err := mpi.Recv(c, buf, mpi.AnySource, mpi.AnyTag)
 		if err != nil {
