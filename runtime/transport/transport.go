@@ -137,6 +137,29 @@ func ParseHeader(b []byte) (Header, error) {
 	return h, nil
 }
 
+// CheckSend reports why the frame h with payload must not be sent by the
+// endpoint of rank src, or nil. Every transport's Send calls it: the length
+// must match, only data and ack frames go through Send (Close sends Bye),
+// acks carry nothing, and the source is the endpoint's own rank. Errors
+// have no package prefix; the transport adds its own.
+func CheckSend(src int, h Header, payload []byte) error {
+	switch {
+	case uint64(len(payload)) > MaxPayload:
+		return fmt.Errorf("%d-byte payload: %w", len(payload), ErrTooLarge)
+	case int(h.Len) != len(payload):
+		return fmt.Errorf("header says %d payload bytes, got %d", h.Len, len(payload))
+	case h.Kind == KindAck && h.Len != 0:
+		return fmt.Errorf("ack frame with %d payload bytes", h.Len)
+	case h.Kind != KindData && h.Kind != KindAck:
+		return fmt.Errorf("cannot send %s frames", h.Kind)
+	case int(h.Src) != src:
+		return fmt.Errorf("frame from rank %d sent on the endpoint of rank %d", h.Src, src)
+	case h.Dst < 0:
+		return fmt.Errorf("negative destination rank %d", h.Dst)
+	}
+	return nil
+}
+
 // An Endpoint is this process's attachment to one transport. It sends frames
 // to the peers that transport reaches. Implementations are safe for
 // concurrent use by any number of goroutines.

@@ -279,18 +279,10 @@ func (e *Endpoint) Close() error {
 
 // validate checks a frame before it is sent.
 func (e *Endpoint) validate(h transport.Header, payload []byte) error {
-	switch {
-	case uint64(len(payload)) > transport.MaxPayload:
-		return fmt.Errorf("inproc: %d-byte payload: %w", len(payload), transport.ErrTooLarge)
-	case int(h.Len) != len(payload):
-		return fmt.Errorf("inproc: header says %d payload bytes, got %d", h.Len, len(payload))
-	case h.Kind == transport.KindAck && h.Len != 0:
-		return fmt.Errorf("inproc: ack frame with %d payload bytes", h.Len)
-	case h.Kind != transport.KindData && h.Kind != transport.KindAck:
-		return fmt.Errorf("inproc: cannot send %s frames", h.Kind)
-	case int(h.Src) != e.rank:
-		return fmt.Errorf("inproc: frame from rank %d sent on the endpoint of rank %d", h.Src, e.rank)
-	case h.Dst < 0 || int(h.Dst) >= len(e.hub.slots):
+	if err := transport.CheckSend(e.rank, h, payload); err != nil {
+		return fmt.Errorf("inproc: %w", err)
+	}
+	if int(h.Dst) >= len(e.hub.slots) {
 		return fmt.Errorf("inproc: destination rank %d out of range [0, %d)", h.Dst, len(e.hub.slots))
 	}
 	return nil

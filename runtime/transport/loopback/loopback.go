@@ -121,17 +121,11 @@ func (e *Endpoint) Close() error {
 
 // validate checks a frame before it is sent.
 func validate(rank int, h transport.Header, payload []byte) error {
-	switch {
-	case uint64(len(payload)) > transport.MaxPayload:
-		return fmt.Errorf("loopback: %d-byte payload: %w", len(payload), transport.ErrTooLarge)
-	case int(h.Len) != len(payload):
-		return fmt.Errorf("loopback: header says %d payload bytes, got %d", h.Len, len(payload))
-	case h.Kind == transport.KindAck && h.Len != 0:
-		return fmt.Errorf("loopback: ack frame with %d payload bytes", h.Len)
-	case h.Kind != transport.KindData && h.Kind != transport.KindAck:
-		return fmt.Errorf("loopback: cannot send %s frames", h.Kind)
-	case int(h.Src) != rank || int(h.Dst) != rank:
-		return fmt.Errorf("loopback: frame from rank %d to rank %d on the self endpoint of rank %d", h.Src, h.Dst, rank)
+	if err := transport.CheckSend(rank, h, payload); err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	if int(h.Dst) != rank {
+		return fmt.Errorf("loopback: frame to rank %d on the self endpoint of rank %d", h.Dst, rank)
 	}
 	return nil
 }

@@ -608,17 +608,8 @@ func (e *Endpoint) errClosed() error {
 
 // validate checks a frame before it is sent.
 func (e *Endpoint) validate(h transport.Header, payload []byte) error {
-	switch {
-	case uint64(len(payload)) > transport.MaxPayload:
-		return fmt.Errorf("shm: %d-byte payload: %w", len(payload), transport.ErrTooLarge)
-	case int(h.Len) != len(payload):
-		return fmt.Errorf("shm: header says %d payload bytes, got %d", h.Len, len(payload))
-	case h.Kind == transport.KindAck && h.Len != 0:
-		return fmt.Errorf("shm: ack frame with %d payload bytes", h.Len)
-	case h.Kind != transport.KindData && h.Kind != transport.KindAck:
-		return fmt.Errorf("shm: cannot send %s frames", h.Kind)
-	case int(h.Src) != e.rank:
-		return fmt.Errorf("shm: frame from rank %d sent on the endpoint of rank %d", h.Src, e.rank)
+	if err := transport.CheckSend(e.rank, h, payload); err != nil {
+		return fmt.Errorf("shm: %w", err)
 	}
 	return nil
 }
