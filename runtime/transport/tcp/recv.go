@@ -1,0 +1,337 @@
+package tcp
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gorun-hpc/gorun/runtime/transport"
+)
+
+// nap is how long the reader of a connection sleeps, instead of waiting for
+// the socket to become readable, while goroutines keep polling the
+// endpoint. A variable so that tests can change it.
+var nap = 100 * time.Microsecond
+
+// errBye ends a connection whose peer sent its Bye: an orderly end.
+var errBye = errors.New("bye")
+
+// inConn is a connection a peer dialed to us; it carries that peer's frames.
+// Its socket is non-blocking (as every socket of package net). The bytes are
+// read, with plain read system calls on fd, by whoever holds mu: the
+// connection's reader goroutine or a goroutine in Poll. Both run the same
+// resumable frame parser, so a frame begun by one can be finished by the
+// other, and since they hold mu the Sink's calls for the peer are
+// sequential and in stream order.
+type inConn struct {
+	e    *Endpoint
+	conn *net.TCPConn
+	raw  syscall.RawConn
+	fd   int
+	rank int
+
+	// polled is set by Poll and cleared by the reader, which thereby sees
+	// whether anybody polled since it last looked.
+	polled atomic.Bool
+	// ended is set with end, for the reader: pollers leave an ended
+	// stream alone, so the reader must stop napping and finish it.
+	ended atomic.Bool
+
+	mu sync.Mutex // held while reading the socket and calling the Sink
+	// Guarded by mu:
+	dead    bool             // the socket is closed or about to be: nobody may read fd
+	end     error            // why the stream ended (errBye for a Bye); nil while it goes on
+	buf     []byte           // read buffer; buf[r:w] is read but not parsed yet
+	r, w    int              //
+	inFrame bool             // hdr is parsed and its payload is being read
+	hdr     transport.Header // the frame whose payload is being read
+	dst     []byte           // where its payload goes: the Sink's buffer
+	drop    bool             // the payload is read and dropped (the endpoint closes)
+	got     int              // payload bytes of hdr read so far
+}
+
+func newInConn(e *Endpoint, conn *net.TCPConn, rank int) (*inConn, error) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	c := &inConn{e: e, conn: conn, raw: raw, rank: rank, buf: make([]byte, readBufferSize)}
+	cerr := raw.Control(func(fd uintptr) { c.fd = int(fd) })
+	if cerr != nil {
+		return nil, cerr
+	}
+	return c, nil
+}
+
+// Poll hands the frames that have arrived on accepted connections to the
+// Sink, from the calling goroutine, and reports whether it handed any. It
+// never blocks: a connection that another goroutine is reading is skipped.
+// It makes one non-blocking read per connection when nothing has arrived.
+// It is safe for concurrent use, also during and after Close (after Close it
+// does nothing).
+func (e *Endpoint) Poll() bool {
+	p := e.polling.Load()
+	if p == nil {
+		return false
+	}
+	delivered := false
+	for _, c := range *p {
+		if !c.polled.Load() {
+			c.polled.Store(true)
+		}
+		if !c.mu.TryLock() {
+			continue
+		}
+		if !c.dead && c.end == nil && c.drain() {
+			delivered = true
+		}
+		c.mu.Unlock()
+	}
+	return delivered
+}
+
+// setPolling publishes the accepted connections for Poll. Called with e.mu
+// held whenever e.ins changes.
+func (e *Endpoint) setPolling() {
+	p := make([]*inConn, 0, len(e.ins))
+	for c := range e.ins {
+		p = append(p, c)
+	}
+	e.polling.Store(&p)
+}
+
+// read reads from the socket into b, without blocking. It returns n > 0, or
+// done = false when nothing is there yet, or the end of the stream.
+func (c *inConn) read(b []byte) (n int, done bool, err error) {
+	for {
+		r, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(c.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		n, err = int(r), nil
+		if errno != 0 {
+			n, err = 0, errno
+		}
+		switch {
+		case n > 0:
+			return n, false, nil
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return 0, false, nil
+		case err == nil:
+			return 0, true, io.EOF
+		}
+		return 0, true, err
+	}
+}
+
+// drain reads and hands on frames until the socket has no more bytes (or
+// the stream ends: c.end is then set). It reports whether it delivered any
+// frame. Called with c.mu held, c.dead false and c.end nil. On return,
+// c.buf holds at most an incomplete frame and the socket had no more data
+// when it last looked, so whoever waits for readability next misses nothing.
+func (c *inConn) drain() bool {
+	e := c.e
+	delivered := false
+	for {
+		if c.inFrame {
+			need := int(c.hdr.Len) - c.got
+			if avail := c.w - c.r; avail > 0 && need > 0 {
+				n := min(avail, need)
+				if !c.drop {
+					copy(c.dst[c.got:], c.buf[c.r:c.r+n])
+				}
+				c.r += n
+				c.got += n
+				need -= n
+			}
+			if need > 0 {
+				if c.r == c.w {
+					c.r, c.w = 0, 0
+				}
+				// Large remainders go straight into the Sink's buffer; small
+				// ones through c.buf, which may bring in the next frames too.
+				if !c.drop && need >= len(c.buf) {
+					n, done, err := c.read(c.dst[c.got:])
+					if done {
+						c.stop(err)
+						return delivered
+					}
+					if n == 0 {
+						return delivered
+					}
+					c.got += n
+				} else {
+					n, done, err := c.read(c.buf[c.w:])
+					if done {
+						c.stop(err)
+						return delivered
+					}
+					if n == 0 {
+						return delivered
+					}
+					c.w += n
+				}
+				continue
+			}
+			c.inFrame = false
+			if !c.drop {
+				dst := c.dst
+				c.dst = nil
+				e.sink.Deliver(c.hdr, dst)
+				delivered = true
+			}
+			continue
+		}
+		if c.w-c.r < transport.HeaderSize {
+			if c.r > 0 {
+				c.w = copy(c.buf, c.buf[c.r:c.w])
+				c.r = 0
+			}
+			n, done, err := c.read(c.buf[c.w:])
+			if done {
+				c.stop(err)
+				return delivered
+			}
+			if n == 0 {
+				return delivered
+			}
+			c.w += n
+			continue
+		}
+		h, err := transport.ParseHeader(c.buf[c.r : c.r+transport.HeaderSize])
+		if err == nil && (int(h.Src) != c.rank || int(h.Dst) != e.rank) {
+			err = fmt.Errorf("%w: frame from rank %d to rank %d", transport.ErrBadHeader, h.Src, h.Dst)
+		}
+		if err != nil {
+			c.stop(err) // an authenticated peer broke the protocol
+			return delivered
+		}
+		c.r += transport.HeaderSize
+		// While the endpoint closes, frames are read and dropped until the
+		// peer closes its side.
+		closing := e.closed.Load()
+		switch h.Kind {
+		case transport.KindData:
+			c.hdr, c.got, c.inFrame, c.dst, c.drop = h, 0, true, nil, closing
+			if !closing {
+				buf := e.sink.Buffer(h)
+				if len(buf) != int(h.Len) {
+					c.inFrame = false
+					c.stop(fmt.Errorf("sink returned a %d-byte buffer for a %d-byte frame", len(buf), h.Len))
+					return delivered
+				}
+				c.dst = buf
+			}
+		case transport.KindAck:
+			if !closing {
+				e.sink.Deliver(h, nil)
+				delivered = true
+			}
+		case transport.KindBye:
+			e.markGone(c.rank)
+			if !closing {
+				e.sink.Deliver(h, nil)
+				delivered = true
+			}
+			c.stop(errBye)
+			return delivered
+		}
+	}
+}
+
+// stop records why the stream ended. Called with c.mu held.
+func (c *inConn) stop(err error) {
+	c.end = err
+	c.ended.Store(true)
+}
+
+// run is the connection's reader. It reads whatever Poll leaves (everything
+// when nobody polls) and ends when the stream does: at the peer's Bye, at
+// the end of the connection, on a broken frame, or at the deadline Close
+// sets. While nobody polls it waits for the socket to become readable in
+// the runtime's network poller; while somebody does (Poll marks the
+// connection) it naps instead, so the pollers' reads are not each followed
+// by a wake-up of this goroutine.
+func (c *inConn) run() {
+	e := c.e
+	// step reads what is there; it reports whether the stream ended.
+	step := func() bool {
+		c.mu.Lock()
+		if c.end == nil {
+			c.drain()
+		}
+		ended := c.end != nil
+		c.mu.Unlock()
+		return ended
+	}
+	napping := false
+	wait := func(uintptr) bool {
+		// Somebody polls: leave the reading to them, and nap.
+		if !c.ended.Load() && !e.closed.Load() && c.polled.Swap(false) {
+			napping = true
+			return true
+		}
+		return step()
+	}
+	for {
+		napping = false
+		if err := c.raw.Read(wait); err != nil {
+			// The deadline of Close passed (the peer did not close its
+			// side), or the connection was closed.
+			c.mu.Lock()
+			if c.end == nil {
+				c.stop(err)
+			}
+			c.mu.Unlock()
+			return
+		}
+		if !napping {
+			return // the stream ended
+		}
+		for {
+			time.Sleep(nap)
+			if c.ended.Load() || e.closed.Load() || !c.polled.Swap(false) {
+				break
+			}
+		}
+		// Nobody polled during the last nap: wait for readiness again,
+		// after reading what is there (the first call of wait does).
+	}
+}
+
+// finish stops all reading of the connection and reports how its stream
+// ended: nothing for a Bye, a lost peer otherwise (unless this endpoint is
+// closing). The socket is closed later, by serve; nobody reads it any more.
+func (c *inConn) finish() {
+	c.mu.Lock()
+	c.dead = true
+	end := c.end
+	c.dst = nil
+	c.mu.Unlock()
+	if end != errBye {
+		if errors.Is(end, io.EOF) {
+			end = errNoBye
+		}
+		c.e.lost(c.rank, &peerError{op: "connection from", rank: c.rank, addr: c.conn.RemoteAddr().String(), err: end})
+	}
+}
+
+// bye tells the dialer, during Close, that we are going: its watcher would
+// otherwise take the end of the connection for a lost peer.
+func (c *inConn) bye(deadline time.Time, rank int) {
+	_ = c.conn.SetWriteDeadline(deadline)
+	h := transport.Header{Kind: transport.KindBye, Src: int32(rank), Dst: int32(c.rank)}
+	var b [transport.HeaderSize]byte
+	h.Put(b[:])
+	if _, err := c.conn.Write(b[:]); err == nil {
+		_ = c.conn.CloseWrite()
+	}
+	_ = c.conn.SetReadDeadline(deadline)
+}
