@@ -23,6 +23,8 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"ring", "50"}, config{cmd: "ring", scale: 1, laps: 50, bytes: 8, secs: 3}},
 		{[]string{"ring", "50", "0"}, config{cmd: "ring", scale: 1, laps: 50, bytes: 0, secs: 3}},
 		{[]string{"idle", "0.5"}, config{cmd: "idle", scale: 1, laps: 2000, bytes: 8, secs: 0.5}},
+		{[]string{"coll"}, config{cmd: "coll", scale: 1, laps: 2000, bytes: 8, secs: 3, target: 0.5}},
+		{[]string{"alltoall", "0.01"}, config{cmd: "alltoall", scale: 1, laps: 2000, bytes: 8, secs: 3, target: 0.01}},
 	}
 	for _, g := range good {
 		got, err := parseArgs(g.args)
@@ -33,6 +35,7 @@ func TestParseArgs(t *testing.T) {
 	for _, bad := range [][]string{
 		nil, {"nope"}, {"--help"}, {"latency", "0"}, {"latency", "x"}, {"bw", "1", "2"},
 		{"ring", "0"}, {"ring", "10", "-1"}, {"ring", "1", "2", "3"}, {"idle", "-1"},
+		{"coll", "0"}, {"bcast", "NaN"}, {"barrier", "+Inf"}, {"allreduce", "1", "2"},
 	} {
 		if _, err := parseArgs(bad); !errors.Is(err, errUsage) {
 			t.Errorf("parseArgs(%q) error = %v; want a usage error", bad, err)
@@ -141,5 +144,89 @@ func TestNeedsTwoRanks(t *testing.T) {
 	var nr *needRanksError
 	if !errors.As(err, &nr) || !strings.Contains(err.Error(), "gorun -n 2") {
 		t.Errorf("size 1: error %v; want a needRanksError naming gorun -n 2", err)
+	}
+}
+
+// collRow is one data line of coll.c's format.
+type collRow struct {
+	op           string
+	count, bytes int
+	maxUS, mean  float64
+	iters        int
+}
+
+// collRows parses coll output the way compare.sh does: data lines have six
+// fields, op count bytes max_us mean_us iters.
+func collRows(t *testing.T, out string) []collRow {
+	t.Helper()
+	var rs []collRow
+	for line := range strings.Lines(out) {
+		if strings.HasPrefix(line, "#") {
+			if strings.Contains(line, "WARNING") {
+				t.Errorf("%s", line)
+			}
+			continue
+		}
+		var r collRow
+		if n, err := fmt.Sscanf(line, "%s %d %d %g %g %d\n", &r.op, &r.count, &r.bytes, &r.maxUS, &r.mean, &r.iters); err != nil || n != 6 {
+			t.Fatalf("bad row %q: %v", line, err)
+		}
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// wantColl lists the (op, count, bytes) rows coll prints for ops.
+func wantColl(ops ...string) []collRow {
+	var w []collRow
+	for _, op := range ops {
+		switch op {
+		case "allreduce":
+			for _, n := range allreduceCounts {
+				w = append(w, collRow{op: op, count: n, bytes: 8 * n})
+			}
+		case "bcast":
+			for _, n := range bcastBytes {
+				w = append(w, collRow{op: op, count: n, bytes: n})
+			}
+		case "barrier":
+			w = append(w, collRow{op: op})
+		case "alltoall":
+			for _, n := range alltoallBytes {
+				w = append(w, collRow{op: op, count: n, bytes: n})
+			}
+		}
+	}
+	return w
+}
+
+func TestCollRows(t *testing.T) {
+	for _, tc := range []struct {
+		n   int
+		cmd string
+		ops []string
+	}{
+		{3, "coll", collOps},
+		{1, "barrier", []string{"barrier"}},
+		{2, "bcast", []string{"bcast"}},
+	} {
+		out := runJob(t, tc.n, config{cmd: tc.cmd, target: 1e-4})
+		if !strings.HasPrefix(out, "# library: gorun") ||
+			!strings.Contains(out, fmt.Sprintf("\n# ranks: %d  target_s_per_test: 0.00\n", tc.n)) ||
+			!strings.Contains(out, "\n# op              count      bytes       max_us      mean_us    iters\n") {
+			t.Errorf("%s: missing header in\n%s", tc.cmd, out)
+		}
+		got, want := collRows(t, out), wantColl(tc.ops...)
+		if len(got) != len(want) {
+			t.Fatalf("%s n=%d: %d rows, want %d:\n%s", tc.cmd, tc.n, len(got), len(want), out)
+		}
+		for i, g := range got {
+			w := want[i]
+			if g.op != w.op || g.count != w.count || g.bytes != w.bytes ||
+				!(g.maxUS > 0) || !(g.mean > 0) || g.mean > g.maxUS+0.001 || // both rounded to 3 decimals
+				g.iters < collMinIters || g.iters > collMaxIters {
+				t.Errorf("%s n=%d: row %+v; want op %s count %d bytes %d", tc.cmd, tc.n, g, w.op, w.count, w.bytes)
+			}
+		}
 	}
 }

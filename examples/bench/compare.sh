@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # compare.sh - gorun vs OpenMPI (and MPICH) on this machine, in the same run.
 #
-# Builds the C baseline programs (pingpong.c, ring.c, idle.c from
-# $BASELINE_DIR/c), gorun and examples/bench, then runs RUNS interleaved
+# Builds the C baseline programs (pingpong.c, ring.c, idle.c, coll.c from
+# $BASELINE_DIR/c, and c/alltoall.c next to this script, since coll.c has no
+# alltoall), gorun and examples/bench, then runs RUNS interleaved
 # rounds. Each round runs every measure under every configuration, one after
 # the other, so slow drifts of a noisy machine hit all configurations alike:
 #
@@ -16,6 +17,12 @@
 #   ring2   n=2: token ring, µs per hop
 #   ring8   n=8: token ring, µs per hop (oversubscribed on small machines)
 #   idle    n=2: rank 1 blocked in Recv for IDLE_S s: wall and CPU seconds
+#   coll2   n=2: allreduce, bcast, barrier (coll.c) and alltoall (alltoall.c),
+#           µs per call, max over ranks; gorun: `bench coll`, the same tests
+#   coll8   the same with n=8 (oversubscribed on small machines: OpenMPI gets
+#           --oversubscribe, MPICH spins out time slices, ~25 ms per small
+#           collective, so it runs with COLL_T_MPICH8)
+#   coll    both coll2 and coll8
 #
 # It then prints one markdown table per measure: the median over rounds per
 # configuration, and the ratio gorun / OpenMPI of those medians.
@@ -30,7 +37,9 @@
 #   RING_LAPS8=2000    laps of ring n=8 (MPICH: RING_LAPS8_MPICH=200, it spins
 #                      out whole time slices when oversubscribed)
 #   IDLE_S=3           seconds of idle
-#   MEASURES="pp ring2 ring8 idle"
+#   COLL_T=0.5         target seconds per collective test (coll.c's argument)
+#   COLL_T_MPICH8=0.1  the same for MPICH at n=8 (every test runs >= 9 calls)
+#   MEASURES="pp ring2 ring8 idle coll"   any subset, in any order
 #   CONFIGS="ompi_shm mpich_shm gorun ompi_tcp gorun_tcp"
 #   BASELINE_DIR=<repo>/../shared/bench   where c/*.c are
 #   OUT=DIR            binaries, raw outputs, summary.md (default: a new temp dir)
@@ -46,10 +55,25 @@ RING_LAPS2=${RING_LAPS2:-20000}
 RING_LAPS8=${RING_LAPS8:-2000}
 RING_LAPS8_MPICH=${RING_LAPS8_MPICH:-200}
 IDLE_S=${IDLE_S:-3}
-MEASURES=${MEASURES:-"pp ring2 ring8 idle"}
+COLL_T=${COLL_T:-0.5}
+COLL_T_MPICH8=${COLL_T_MPICH8:-0.1}
+MEASURES=${MEASURES:-"pp ring2 ring8 idle coll"}
 CONFIGS=${CONFIGS:-"ompi_shm mpich_shm gorun ompi_tcp gorun_tcp"}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/gorun-compare.XXXXXX")}
 PKGS="openmpi-bin libopenmpi-dev mpich hyperfine"
+
+# ------------------------------------------------------------------ measures
+# Expand "coll" and reject unknown names before building anything.
+ms=""
+for m in $MEASURES; do
+    case $m in
+    coll) ms="$ms coll2 coll8" ;;
+    pp | ring2 | ring8 | idle | coll2 | coll8) ms="$ms $m" ;;
+    *) echo "compare.sh: unknown measure $m (known: pp ring2 ring8 idle coll2 coll8 coll)" >&2; exit 2 ;;
+    esac
+done
+MEASURES=${ms# }
+[ -n "$MEASURES" ] || { echo "compare.sh: MEASURES is empty" >&2; exit 2; }
 
 # ------------------------------------------------------------------ tools
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -80,10 +104,12 @@ fi
 for t in go gcc timeout awk; do
     have "$t" || { echo "compare.sh: $t not found" >&2; exit 1; }
 done
-[ -f "$BASELINE_DIR/c/pingpong.c" ] || {
-    echo "compare.sh: no $BASELINE_DIR/c/pingpong.c (set BASELINE_DIR)" >&2
-    exit 1
-}
+for p in pingpong ring idle coll; do
+    [ -f "$BASELINE_DIR/c/$p.c" ] || {
+        echo "compare.sh: no $BASELINE_DIR/c/$p.c (set BASELINE_DIR)" >&2
+        exit 1
+    }
+done
 
 # ------------------------------------------------------------------ build
 BIN=$OUT/bin
@@ -91,11 +117,12 @@ RAW=$OUT/raw
 mkdir -p "$BIN/ompi" "$BIN/mpich" "$RAW" || exit 1
 rm -f "$RAW"/*.txt
 echo "== build into $BIN"
-for p in pingpong ring idle; do
-    timeout 120 mpicc.openmpi -O2 -Wall -o "$BIN/ompi/$p" "$BASELINE_DIR/c/$p.c" || exit 1
+for src in "$BASELINE_DIR"/c/{pingpong,ring,idle,coll}.c "$PWD/c/alltoall.c"; do
+    p=$(basename "$src" .c)
+    timeout 120 mpicc.openmpi -O2 -Wall -o "$BIN/ompi/$p" "$src" || exit 1
     if have mpicc.mpich; then
         # -Wno-stringop-overflow: gcc 12 false positive on MPICH's MPI_STATUSES_IGNORE
-        timeout 120 mpicc.mpich -O2 -Wall -Wno-stringop-overflow -o "$BIN/mpich/$p" "$BASELINE_DIR/c/$p.c" || exit 1
+        timeout 120 mpicc.mpich -O2 -Wall -Wno-stringop-overflow -o "$BIN/mpich/$p" "$src" || exit 1
     fi
 done
 (cd "$ROOT" && timeout 300 go build -o "$BIN/gorun" ./cmd/gorun && timeout 300 go build -o "$BIN/bench" ./examples/bench) || exit 1
@@ -104,8 +131,9 @@ ROOTFLAG=""
 [ "$(id -u)" = 0 ] && ROOTFLAG="--allow-run-as-root"
 
 # launch CONFIG N PROG ARGS... : the command line that runs C program PROG
-# (pingpong, ring, idle) with N ranks under CONFIG, or for gorun the bench
-# subcommand of the same name (bench pingpong = latency + bw, as pingpong.c).
+# (pingpong, ring, idle, coll, alltoall) with N ranks under CONFIG, or for
+# gorun the bench subcommand of the same name (bench pingpong = latency + bw,
+# as pingpong.c; bench coll = coll.c + alltoall.c).
 launch() {
     local cfg=$1 n=$2 prog=$3 os=""
     shift 3
@@ -135,6 +163,17 @@ run() {
     printf '  %-6s %-10s %s\n' "$m" "$cfg" "$(tail -1 "$f")"
 }
 
+# coll MEASURE CONFIG ROUND N TARGET_S TIMEOUT_S: coll.c, then alltoall.c
+# into $RAW/MEASURE.CONFIG.runROUND.a2a.txt; gorun's bench coll runs both.
+coll() {
+    local m=$1 cfg=$2 i=$3 n=$4 t=$5 to=$6
+    run "$m" "$cfg" "$i" "$to" "$n" coll "$t"
+    case $cfg in
+    gorun*) ;;
+    *) run "$m" "$cfg" "$i.a2a" "$to" "$n" alltoall "$t" ;;
+    esac
+}
+
 # ------------------------------------------------------------------ rounds
 for i in $(seq 1 "$RUNS"); do
     echo "== round $i / $RUNS"
@@ -149,7 +188,14 @@ for i in $(seq 1 "$RUNS"); do
                 run ring8 "$cfg" "$i" 300 8 ring "$laps"
                 ;;
             idle) run idle "$cfg" "$i" $((IDLE_S + 60)) 2 idle "$IDLE_S" ;;
-            *) echo "compare.sh: unknown measure $m" >&2 ;;
+            coll2) coll coll2 "$cfg" "$i" 2 "$COLL_T" 180 ;;
+            coll8)
+                if [ "$cfg" = mpich_shm ]; then
+                    coll coll8 "$cfg" "$i" 8 "$COLL_T_MPICH8" 180
+                else
+                    coll coll8 "$cfg" "$i" 8 "$COLL_T" 300
+                fi
+                ;;
             esac
         done
     done
@@ -166,9 +212,10 @@ fi
     echo "$(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(uname -sr);" \
         "$(mpirun.openmpi --version 2>&1 | head -1);" \
         "$(have mpichversion && mpichversion | awk -F':[ \t]*' '/Version/ {print "MPICH " $2; exit}');" \
-        "$(go version | awk '{print $3}'). RUNS=$RUNS SCALE=$SCALE, medians over rounds."
+        "$(go version | awk '{print $3}'). RUNS=$RUNS SCALE=$SCALE COLL_T=$COLL_T COLL_T_MPICH8=$COLL_T_MPICH8," \
+        "medians over rounds."
     echo
-    awk -v configs="$CONFIGS" -v runs="$RUNS" -v idle_s="$IDLE_S" '
+    awk -v configs="$CONFIGS" -v runs="$RUNS" -v idle_s="$IDLE_S" -v coll_t="$COLL_T" -v coll_t8="$COLL_T_MPICH8" '
     # Sort a[1..n] ascending (insertion sort: mawk has no asort).
     function sortn(a, n,    i, j, v) {
         for (i = 2; i <= n; i++) {
@@ -224,6 +271,20 @@ fi
         if (has("gorun_tcp") && has("ompi_tcp")) line = line " " ratio(md["gorun_tcp"], md["ompi_tcp"]) " |"
         print line
     }
+    BEGIN { opord["allreduce"] = 1; opord["bcast"] = 2; opord["barrier"] = 3; opord["alltoall"] = 4 }
+    # collLess: does row key a (op SUBSEP count) sort before b?
+    function collLess(a, b,    x, y) {
+        split(a, x, SUBSEP); split(b, y, SUBSEP)
+        if (opord[x[1]] != opord[y[1]]) return opord[x[1]] < opord[y[1]]
+        return x[2] + 0 < y[2] + 0
+    }
+    function collLabel(k,    x) {
+        split(k, x, SUBSEP)
+        if (x[1] == "allreduce") return "allreduce " human(x[2]) " dbl (" human(cbytes[k]) ")"
+        if (x[1] == "barrier") return "barrier"
+        if (x[1] == "alltoall") return "alltoall " human(x[2]) " per rank"
+        return x[1] " " human(x[2])
+    }
     FNR == 1 {
         # raw/MEASURE.CONFIG.runN.txt
         n = split(FILENAME, p, "/"); split(p[n], q, ".")
@@ -234,7 +295,15 @@ fi
         if (rc != 0) bad = bad "\n- `" file "`: exit status " rc (rc == 124 || rc == 137 ? " (timeout)" : "")
         next
     }
+    /^# WARNING/ { bad = bad "\n- `" file "`: " substr($0, 3); next }
     /^#/ { next }
+    # coll.c / alltoall.c / bench coll: op count bytes max_us mean_us iters
+    m ~ /^coll[28]$/ && NF == 6 && $1 in opord && $2 ~ /^[0-9]+$/ {
+        k = $1 SUBSEP ($2 + 0)
+        if (!((m SUBSEP k) in ckey)) { ckey[m SUBSEP k] = 1; nck[m]++; ck[m, nck[m]] = k; cbytes[k] = $3 + 0 }
+        add(m SUBSEP c SUBSEP k, $4)
+        next
+    }
     m == "pp" && NF == 5 && $1 ~ /^[0-9]+$/ {
         size[$1 + 0] = 1
         if ($4 > 0) add("pp" SUBSEP c SUBSEP "lat" SUBSEP $1, $2)
@@ -292,6 +361,25 @@ fi
             header("seconds")
             row("wall", "idle", "wall", 2)
             row("CPU while waiting", "idle", "cpu", 2)
+            print ""
+        }
+        for (j = 2; j <= 8; j += 6) {
+            m = "coll" j
+            if (nck[m] == 0) continue
+            n = nck[m]
+            for (k = 1; k <= n; k++) keys[k] = ck[m, k]
+            for (k = 2; k <= n; k++) {  # insertion sort by op, then count
+                v = keys[k]
+                for (r = k - 1; r >= 1 && collLess(v, keys[r]); r--) keys[r + 1] = keys[r]
+                keys[r + 1] = v
+            }
+            print "## Collectives, n=" j ": time per call (µs), max over ranks, lower is better"
+            print ""
+            print "Ratio > 1: gorun is slower than OpenMPI by that factor. Target " coll_t " s per test" \
+                (j == 8 && has("mpich_shm") ? " (MPICH: " coll_t8 " s)" : "") "."
+            print ""
+            header("op, size")
+            for (k = 1; k <= n; k++) row(collLabel(keys[k]), m, keys[k], 3)
             print ""
         }
         if (bad != "") print "Failed runs:" bad "\n"

@@ -1,12 +1,14 @@
-// Command bench measures gorun's point-to-point performance the way the C
-// programs of the baseline study do (pingpong.c, ring.c, idle.c), and prints
-// the same line formats, so one parser reads both:
+// Command bench measures gorun's point-to-point and collective performance
+// the way the C programs of the baseline study do (pingpong.c, ring.c,
+// idle.c, coll.c), and prints the same line formats, so one parser reads both:
 //
 //	gorun -n 2 ./examples/bench latency [iter_scale]   half round trip (µs)
 //	gorun -n 2 ./examples/bench bw [iter_scale]        windowed bandwidth (MB/s)
 //	gorun -n 2 ./examples/bench pingpong [iter_scale]  both, as pingpong.c
 //	gorun -n 8 ./examples/bench ring [laps] [bytes]    µs per hop of a token ring
 //	gorun -n 2 ./examples/bench idle [seconds]         CPU used while blocked in Recv
+//	gorun -n 8 ./examples/bench coll [target_s]        allreduce, bcast, barrier, alltoall
+//	gorun -n 8 ./examples/bench allreduce [target_s]   one of them (also bcast, barrier, alltoall)
 //
 // Rank 0 prints the results. Set GORUN_TRANSPORT=tcp to force TCP between
 // ranks of one host. See README.md and compare.sh.
@@ -17,8 +19,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 
 	"github.com/gorun-hpc/gorun/launcher/rendezvous"
@@ -32,17 +36,27 @@ const usage = `usage: gorun -n 2 bench SUBCOMMAND [ARGS]
   pingpong [iter_scale]      latency and bw in one run, as pingpong.c
   ring     [laps] [bytes]    token ring over all ranks, µs per hop (default 2000 8)
   idle     [seconds]         rank 1 blocks in Recv; wall and CPU seconds (default 3)
+  coll     [target_s]        allreduce, bcast, barrier, alltoall, as coll.c (µs per call)
+  allreduce|bcast|barrier|alltoall [target_s]   one of the collective tests
 
-iter_scale multiplies the iteration counts (default 1). Needs at least 2 ranks.
+iter_scale multiplies the iteration counts (default 1). target_s is the time
+per collective test, calibrated (default 0.5). The point-to-point tests need at
+least 2 ranks, the collective ones run on any number.
 GORUN_TRANSPORT=tcp forces TCP between the ranks of one host.`
 
 // config is a parsed command line.
 type config struct {
-	cmd   string  // latency, bw, pingpong, ring, idle
-	scale float64 // iteration scale (latency, bw, pingpong)
-	laps  int     // ring
-	bytes int     // ring message size
-	secs  float64 // idle
+	cmd    string  // latency, bw, pingpong, ring, idle, coll, allreduce, bcast, barrier, alltoall
+	scale  float64 // iteration scale (latency, bw, pingpong)
+	laps   int     // ring
+	bytes  int     // ring message size
+	secs   float64 // idle
+	target float64 // seconds per collective test
+}
+
+// isColl reports whether cmd is a collective subcommand.
+func isColl(cmd string) bool {
+	return cmd == "coll" || slices.Contains(collOps, cmd)
 }
 
 // errUsage marks a command-line error (exit status 2).
@@ -87,6 +101,16 @@ func parseArgs(args []string) (config, error) {
 			}
 			cfg.secs = v
 		}
+	case "coll", "allreduce", "bcast", "barrier", "alltoall":
+		maxArgs = 1
+		cfg.target = defaultTarget
+		if len(args) > 0 {
+			v, err := strconv.ParseFloat(args[0], 64)
+			if err != nil || !(v > 0) || math.IsInf(v, 0) {
+				return cfg, fmt.Errorf("%w: target_s %q: want seconds per test > 0", errUsage, args[0])
+			}
+			cfg.target = v
+		}
 	case "-h", "-help", "--help", "help":
 		return cfg, fmt.Errorf("%w: help requested", errUsage)
 	default:
@@ -111,7 +135,12 @@ func (e *needRanksError) Error() string {
 
 // bench runs the benchmark cfg on c; rank 0 writes the results to out.
 func bench(c *mpi.Comm, cfg config, out io.Writer) error {
-	if c.Size() < 2 {
+	switch {
+	case cfg.cmd == "coll":
+		return coll(c, collOps, cfg.target, out)
+	case isColl(cfg.cmd):
+		return coll(c, []string{cfg.cmd}, cfg.target, out)
+	case c.Size() < 2:
 		return &needRanksError{cfg.cmd, c.Size()}
 	}
 	switch cfg.cmd {
