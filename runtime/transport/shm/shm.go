@@ -700,6 +700,14 @@ const (
 // waitOut waits until cond holds for ring o: it spins (yielding) for spin,
 // then sleeps with growing backoff. It fails as mode says. o.mu is
 // held.
+//
+// While it waits it drains this endpoint's own inbound rings (Poll): when
+// two ranks send each other large messages at once, each is blocked here
+// until the other copies its payload, and neither may depend on its
+// background reader (which naps while others poll) to make that progress.
+// This is safe with o.mu held: draining takes no out-ring lock (copy
+// completion is signalled through atomic words), Poll only ever TryLocks,
+// and Sink methods never send.
 func (e *Endpoint) waitOut(o *outRing, cond func() bool, mode int, spin time.Duration, deadline time.Time) error {
 	start := time.Now()
 	for i := 0; ; i++ {
@@ -717,7 +725,9 @@ func (e *Endpoint) waitOut(o *outRing, cond func() bool, mode int, spin time.Dur
 				break
 			}
 		}
-		runtime.Gosched()
+		if !e.Poll() {
+			runtime.Gosched()
+		}
 	}
 	// Then poll with backoff sleeps on a Go timer: a futex wait here would
 	// keep this goroutine's P in a system call (see run).
@@ -732,6 +742,10 @@ func (e *Endpoint) waitOut(o *outRing, cond func() bool, mode int, spin time.Dur
 		}
 		if err := e.waitFailure(o, mode, deadline, check); err != nil {
 			return err
+		}
+		if e.Poll() {
+			backoff = 5 * time.Microsecond
+			continue
 		}
 		time.Sleep(backoff)
 	}
