@@ -9,6 +9,8 @@ import (
 	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gorun-hpc/gorun/launcher/internal/frame"
 )
 
 // DaemonAuthLabel is the label of the auth exchange (package runtime/auth)
@@ -217,19 +219,11 @@ func truncate(s string, n int) string {
 // readDFrame reads one frame from r and decodes it, allocating the body
 // only after checking its length.
 func readDFrame(r io.Reader) (dmsg, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return dmsg{}, err
+	body, err := frame.Read(r, maxDaemonFrame)
+	if errors.Is(err, frame.ErrLength) {
+		return dmsg{}, fmt.Errorf("%w: %w", errDaemonFrame, err)
 	}
-	n := binary.LittleEndian.Uint32(hdr[:])
-	if n == 0 || n > maxDaemonFrame {
-		return dmsg{}, fmt.Errorf("%w: length %d outside [1, %d]", errDaemonFrame, n, maxDaemonFrame)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
+	if err != nil {
 		return dmsg{}, err
 	}
 	return decodeDBody(body)

@@ -9,6 +9,8 @@ import (
 	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gorun-hpc/gorun/launcher/internal/frame"
 )
 
 // AuthLabel is the auth label of the rendezvous protocol (see package
@@ -124,19 +126,11 @@ func encodeFrame(m *msg) ([]byte, error) {
 // readFrame reads one frame from r and decodes it. It allocates at most
 // maxFrameLen bytes for the body, and only after checking the length.
 func readFrame(r io.Reader) (msg, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return msg{}, err
+	body, err := frame.Read(r, maxFrameLen)
+	if errors.Is(err, frame.ErrLength) {
+		return msg{}, fmt.Errorf("%w: %w", errFrame, err)
 	}
-	n := binary.LittleEndian.Uint32(hdr[:])
-	if n == 0 || n > maxFrameLen {
-		return msg{}, fmt.Errorf("%w: length %d outside [1, %d]", errFrame, n, maxFrameLen)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
+	if err != nil {
 		return msg{}, err
 	}
 	return decodeBody(body)

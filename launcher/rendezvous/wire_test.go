@@ -71,7 +71,7 @@ func body(t testing.TB, vals ...any) []byte {
 	return b.Bytes()
 }
 
-func frame(b []byte) []byte {
+func framed(b []byte) []byte {
 	return append(binary.LittleEndian.AppendUint32(nil, uint32(len(b))), b...)
 }
 
@@ -96,22 +96,22 @@ func TestFrameRejects(t *testing.T) {
 		"empty frame":     {0, 0, 0, 0},
 		"short header":    {1, 0},
 		"truncated body":  {10, 0, 0, 0, 0x98},
-		"not an array":    frame([]byte{0xc0}),
-		"7 elements":      frame(body(t, 2, 1, 0, 0, 0, "k", nil)),
-		"9 elements":      frame(body(t, 2, 1, 0, 0, 0, "k", nil, nil, nil)),
-		"unknown op":      frame(body(t, 99, 1, 0, 0, 0, "k", nil, nil)),
-		"op too big":      frame(body(t, 258, 1, 0, 0, 0, "k", nil, nil)),
-		"negative op":     frame(body(t, -1, 1, 0, 0, 0, "k", nil, nil)),
-		"rank > int32":    frame(body(t, 1, 0, int64(1)<<40, 0, 0, nil, nil, nil)),
-		"kind > uint8":    frame(body(t, 19, 0, 0, 0, 300, nil, nil, nil)),
-		"key too long":    frame(good(string(make([]byte, MaxKeyLen+1)), nil, nil)),
-		"value too long":  frame(good("k", make([]byte, MaxValueLen+1), nil)),
-		"text too long":   frame(good("k", nil, string(make([]byte, MaxTextLen+1)))),
-		"key is a map":    frame(good(map[string]int{"a": 1}, nil, nil)),
-		"value is nested": frame(good("k", []any{[]any{[]any{}}}, nil)),
-		"trailing bytes":  frame(append(good("k", nil, nil), 0)),
+		"not an array":    framed([]byte{0xc0}),
+		"7 elements":      framed(body(t, 2, 1, 0, 0, 0, "k", nil)),
+		"9 elements":      framed(body(t, 2, 1, 0, 0, 0, "k", nil, nil, nil)),
+		"unknown op":      framed(body(t, 99, 1, 0, 0, 0, "k", nil, nil)),
+		"op too big":      framed(body(t, 258, 1, 0, 0, 0, "k", nil, nil)),
+		"negative op":     framed(body(t, -1, 1, 0, 0, 0, "k", nil, nil)),
+		"rank > int32":    framed(body(t, 1, 0, int64(1)<<40, 0, 0, nil, nil, nil)),
+		"kind > uint8":    framed(body(t, 19, 0, 0, 0, 300, nil, nil, nil)),
+		"key too long":    framed(good(string(make([]byte, MaxKeyLen+1)), nil, nil)),
+		"value too long":  framed(good("k", make([]byte, MaxValueLen+1), nil)),
+		"text too long":   framed(good("k", nil, string(make([]byte, MaxTextLen+1)))),
+		"key is a map":    framed(good(map[string]int{"a": 1}, nil, nil)),
+		"value is nested": framed(good("k", []any{[]any{[]any{}}}, nil)),
+		"trailing bytes":  framed(append(good("k", nil, nil), 0)),
 		// A str32 header claiming 60 KiB with 3 bytes behind it.
-		"lying length": frame(append(bytes.Clone(body(t, 2, 1, 0, 0, 0, "k", nil, nil)[:8]), 0xc6, 0, 0, 0xf0, 0, 1, 2, 3)),
+		"lying length": framed(append(bytes.Clone(body(t, 2, 1, 0, 0, 0, "k", nil, nil)[:8]), 0xc6, 0, 0, 0xf0, 0, 1, 2, 3)),
 	}
 	for name, in := range cases {
 		if _, err := readFrame(bytes.NewReader(in)); err == nil {
@@ -145,10 +145,10 @@ func TestFrameRejects(t *testing.T) {
 func TestDecodeAllocationBounded(t *testing.T) {
 	prefix := body(t, 2, 1, 0, 0, 0, "k", nil, nil)[:8] // array header .. key
 	inputs := [][]byte{
-		frame(append(prefix[:len(prefix):len(prefix)], 0xc6, 0xff, 0xff, 0xff, 0xff)), // bin32 4 GiB
-		frame(append(prefix[:len(prefix):len(prefix)], 0xc5, 0xff, 0xff)),             // bin16 64 KiB - 1, empty
-		frame(append(prefix[:6:6], 0xdb, 0, 1, 0, 0)),                                 // str32 key 64 KiB
-		frame(body(t, 2, 1, 0, 0, 0, "k", nil, nil)[:0]),
+		framed(append(prefix[:len(prefix):len(prefix)], 0xc6, 0xff, 0xff, 0xff, 0xff)), // bin32 4 GiB
+		framed(append(prefix[:len(prefix):len(prefix)], 0xc5, 0xff, 0xff)),             // bin16 64 KiB - 1, empty
+		framed(append(prefix[:6:6], 0xdb, 0, 1, 0, 0)),                                 // str32 key 64 KiB
+		framed(body(t, 2, 1, 0, 0, 0, "k", nil, nil)[:0]),
 	}
 	for i, in := range inputs {
 		var before, after runtime.MemStats
@@ -173,7 +173,7 @@ func FuzzFrame(f *testing.F) {
 		f.Add(fr[:len(fr)/2])
 	}
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
-	f.Add(frame([]byte{0x98, 0xc6, 0xff, 0xff, 0xff, 0xff}))
+	f.Add(framed([]byte{0x98, 0xc6, 0xff, 0xff, 0xff, 0xff}))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := bytes.NewReader(in)
 		for {
