@@ -61,8 +61,17 @@
 // # Transports
 //
 // Each peer is reached through one transport, chosen at Init: the rank
-// itself through a loopback copy, other processes through TCP (shared memory
-// within a host is the next step), goroutine ranks of one test process
-// through an in-process hub (package mpitest). Set GORUN_TRANSPORT=tcp to
-// force TCP for comparison.
+// itself through a loopback copy, ranks on the same host through shared
+// memory, ranks on other hosts through TCP, and goroutine ranks of one test
+// process through an in-process hub (package mpitest). GORUN_TRANSPORT=tcp
+// forces TCP between processes, for comparison; GORUN_DEBUG=routes prints
+// the choice for every peer.
+//
+// # Waiting
+//
+// A blocked call polls the shared-memory and TCP transports from its own
+// goroutine for about 20 µs, then yields the core between polls for up to
+// 1 ms, then parks until a transport's reader wakes it: a waiting rank costs
+// no CPU after the first millisecond. When a host runs more of the job's
+// ranks than it has CPUs, waiters yield from the first empty poll.
 package mpi
