@@ -11,7 +11,8 @@
 //	gorun -n 8 ./examples/bench allreduce [target_s]   one of them (also bcast, barrier, alltoall)
 //
 // Rank 0 prints the results. Set GORUN_TRANSPORT=tcp to force TCP between
-// ranks of one host. See README.md and compare.sh.
+// ranks of one host; BENCH_CPUPROFILE=PREFIX writes a CPU profile of each
+// rank to PREFIX.rankN. See README.md and compare.sh.
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 
@@ -186,7 +188,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	err = bench(world, cfg, os.Stdout)
+	stop, err := profile(world.Rank())
+	if err == nil {
+		err = bench(world, cfg, os.Stdout)
+		stop()
+	}
 	if ferr := world.Finalize(); err == nil {
 		err = ferr
 	}
@@ -201,4 +207,25 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: rank %d: %v\n", world.Rank(), err)
 		os.Exit(1)
 	}
+}
+
+// profile starts a CPU profile of this rank when BENCH_CPUPROFILE is set,
+// written to $BENCH_CPUPROFILE.rankN; the returned func stops it.
+func profile(rank int) (func(), error) {
+	prefix := os.Getenv("BENCH_CPUPROFILE")
+	if prefix == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(fmt.Sprintf("%s.rank%d", prefix, rank))
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -33,6 +33,46 @@ func TestSteadyStateAllocs(t *testing.T) {
 	}
 }
 
+// TestSteadyStateAllocsNonBlocking pins the allocations of the forms
+// collectives are built from: Sendrecv none, Irecv+Wait only the Request it
+// returns (its internal state goes back to a pool once waited for).
+func TestSteadyStateAllocsNonBlocking(t *testing.T) {
+	t.Setenv("GORUN_RENDEZVOUS", "")
+	c, err := mpi.Init(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Finalize()
+	out, in := []float64{1, 2, 3}, make([]float64, 3)
+	sendrecv := func() {
+		if _, err := mpi.Sendrecv(c, out, 0, 5, in, 0, 5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	irecv := func() {
+		r, err := mpi.Irecv(c, in, 0, 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mpi.Send(c, out, 0, 6); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		sendrecv()
+		irecv()
+	}
+	if n := testing.AllocsPerRun(1000, sendrecv); n != 0 {
+		t.Errorf("Sendrecv of 3 float64 allocates %.1f times; want 0", n)
+	}
+	if n := testing.AllocsPerRun(1000, irecv); n > 1 {
+		t.Errorf("Irecv+Send+Wait of 3 float64 allocates %.1f times; want at most 1 (the Request)", n)
+	}
+}
+
 func BenchmarkSelfSendRecv(b *testing.B) {
 	b.Setenv("GORUN_RENDEZVOUS", "")
 	c, err := mpi.Init(b.Context())
@@ -48,6 +88,32 @@ func BenchmarkSelfSendRecv(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, err := mpi.Recv(c, in, 0, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSelfIrecvSend is the expected-message path: the receive is
+// posted before the message arrives, as in a ping-pong.
+func BenchmarkSelfIrecvSend(b *testing.B) {
+	b.Setenv("GORUN_RENDEZVOUS", "")
+	c, err := mpi.Init(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Finalize()
+	out, in := make([]byte, 8), make([]byte, 8)
+	b.ReportAllocs()
+	b.SetBytes(8)
+	for b.Loop() {
+		r, err := mpi.Irecv(c, in, 0, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := mpi.Send(c, out, 0, 1); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.Wait(); err != nil {
 			b.Fatal(err)
 		}
 	}

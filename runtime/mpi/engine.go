@@ -178,10 +178,7 @@ func (e *engine) Buffer(h transport.Header) []byte {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	env := match.Envelope{Context: h.Context, Source: h.Src, Tag: h.Tag}
-	msg := e.getMessage(h)
-	r, ok := e.q.Arrive(env, msg)
-	if ok {
-		e.putMessage(msg)
+	if r, ok := e.q.Match(env); ok {
 		e.acknowledge(h)
 		if err := r.check(h); err != nil {
 			r.complete(Status{}, err)
@@ -194,6 +191,16 @@ func (e *engine) Buffer(h transport.Header) []byte {
 		}
 		return r.buf[:h.Len]
 	}
+	msg := e.unexpected(env, h)
+	e.inflight[h.Src] = slot{msg: msg}
+	return msg.data
+}
+
+// unexpected stores a message with header h, for which no receive is
+// posted, and returns it with room for its payload in msg.data. e.mu is
+// held and q.Match(env) has just failed.
+func (e *engine) unexpected(env match.Envelope, h transport.Header) *message {
+	msg := e.getMessage(h)
 	if int(h.Len) <= cap(msg.buf) {
 		msg.data = msg.buf[:h.Len]
 	} else {
@@ -202,9 +209,40 @@ func (e *engine) Buffer(h transport.Header) []byte {
 			msg.buf = msg.data
 		}
 	}
-	e.inflight[h.Src] = slot{msg: msg}
+	e.q.Store(env, msg)
 	e.wakeProbes(env, h)
-	return msg.data
+	return msg
+}
+
+// DeliverFrame implements transport.FrameSink: the whole of a frame in one
+// call, under one lock, for transports that hold its payload in memory.
+func (e *engine) DeliverFrame(h transport.Header, payload []byte) {
+	if h.Kind != transport.KindData {
+		e.Deliver(h, nil)
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	env := match.Envelope{Context: h.Context, Source: h.Src, Tag: h.Tag}
+	r, ok := e.q.Match(env)
+	if !ok {
+		msg := e.unexpected(env, h)
+		copy(msg.data, payload)
+		msg.complete = true
+		return
+	}
+	e.acknowledge(h)
+	if err := r.check(h); err != nil {
+		r.complete(Status{}, err)
+		return
+	}
+	if r.value {
+		r.data = make([]byte, h.Len)
+		copy(r.data, payload)
+	} else {
+		copy(r.buf, payload)
+	}
+	r.complete(statusOf(r.comm, h), nil)
 }
 
 // Deliver implements transport.Sink.

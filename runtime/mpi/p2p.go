@@ -55,15 +55,30 @@ func Recv[T Numeric](c *Comm, buf []T, src, tag int) (Status, error) {
 // call that cannot deadlock against a matching Sendrecv on the peer: the
 // receive is posted before the send starts. It is the usual halo exchange.
 func Sendrecv[T, U Numeric](c *Comm, sendbuf []T, dst, sendtag int, recvbuf []U, src, recvtag int) (Status, error) {
-	rq, err := Irecv(c, recvbuf, src, recvtag)
+	r, err := c.recvRequest("sendrecv", src, recvtag)
 	if err != nil {
 		return Status{}, err
 	}
+	if r != nil {
+		r.buf = asBytes(recvbuf)
+		r.typ = typeCode[U]()
+		c.w.eng.post(r)
+	}
 	if err := Send(c, sendbuf, dst, sendtag); err != nil {
-		rq.cancel(err)
+		if r != nil {
+			c.w.eng.cancel(r, err)
+			c.w.wait(r) // matched already: its payload is landing in recvbuf
+			r.release()
+		}
 		return Status{}, err
 	}
-	return rq.Wait()
+	if r == nil {
+		return procNullStatus(), nil
+	}
+	c.w.wait(r)
+	st, err := r.status, r.err
+	r.release()
+	return st, err
 }
 
 // Probe waits until a message from src (or AnySource) with tag (or AnyTag)

@@ -12,11 +12,12 @@ import (
 // WaitAny. A Request may be waited on from one goroutine at a time; after it
 // completed, Wait returns the same result again.
 type Request struct {
-	r      *request // nil when the operation completed at once
-	status Status
-	err    error
-	after  func(*request) error // runs once after completion (value decoding)
-	ran    bool
+	r        *request // nil when the operation completed at once, or once finished
+	status   Status
+	err      error
+	after    func(*request) error // runs once after completion (value decoding)
+	ran      bool
+	selected bool // doneCh handed out r.done: a completion token may still come
 }
 
 // closed is a channel that is always ready, for requests complete at birth.
@@ -30,12 +31,15 @@ func (q *Request) doneCh() <-chan struct{} {
 		return closed
 	}
 	if q.r.state.CompareAndSwap(statePending, stateParked) || q.r.state.Load() == stateParked {
+		q.selected = true
 		return q.r.done
 	}
 	return closed // done
 }
 
-// finish copies the outcome out of the completed internal request.
+// finish copies the outcome out of the completed internal request and,
+// unless a select may still be owed its completion token, returns the
+// internal request to the pool.
 func (q *Request) finish() (Status, error) {
 	if q.r != nil && !q.ran {
 		q.ran = true
@@ -43,6 +47,12 @@ func (q *Request) finish() (Status, error) {
 		if q.err == nil && q.after != nil {
 			q.err = q.after(q.r)
 		}
+		if !q.selected {
+			// Nobody else holds r: the engine dropped it before it
+			// completed r, and a waiter that parked took its token.
+			q.r.release()
+		}
+		q.r = nil
 	}
 	return q.status, q.err
 }
@@ -87,13 +97,6 @@ func (q *Request) Test() (bool, Status, error) {
 	}
 	st, err := q.finish()
 	return true, st, err
-}
-
-// cancel withdraws an unmatched receive (used when its paired send failed).
-func (q *Request) cancel(err error) {
-	if q.r != nil {
-		q.r.comm.w.eng.cancel(q.r, err)
-	}
 }
 
 // WaitAll waits for every request and returns their statuses in order. The

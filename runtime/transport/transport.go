@@ -206,6 +206,21 @@ type Sink interface {
 	PeerLost(rank int, err error)
 }
 
+// A FrameSink is a Sink that can take a whole frame in one call: an
+// optional capability, found by type assertion. A transport that holds a
+// complete frame's payload in memory of its own (a shared-memory ring
+// record, the sender's buffer) calls DeliverFrame instead of Buffer,
+// copy and Deliver, which saves the Sink a second round of locking and
+// bookkeeping on the small-message path.
+type FrameSink interface {
+	Sink
+	// DeliverFrame hands over frame h (any kind) with its complete payload
+	// (len(payload) == h.Len; nil for frames without payload). payload is
+	// valid only during the call: the Sink copies what it keeps. The same
+	// ordering rules as for Buffer and Deliver apply.
+	DeliverFrame(h Header, payload []byte)
+}
+
 // Errors returned by transports. Transports wrap them with detail; test with
 // errors.Is.
 var (

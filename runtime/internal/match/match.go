@@ -362,21 +362,39 @@ func (q *Queue[R, M]) Post(p Envelope, r R) (m M, env Envelope, ok bool) {
 // Otherwise m is stored as an unexpected message, after all messages that
 // arrived before it, and ok is false.
 func (q *Queue[R, M]) Arrive(env Envelope, m M) (r R, ok bool) {
+	if r, ok = q.Match(env); ok {
+		return r, true
+	}
+	q.Store(env, m)
+	return r, false
+}
+
+// Match is the first half of [Queue.Arrive]: if a posted receive matches
+// env, the earliest-posted such receive is removed and returned with ok
+// true; otherwise nothing changes and ok is false. It lets a caller build
+// the unexpected message only when it is needed, and then [Queue.Store] it.
+func (q *Queue[R, M]) Match(env Envelope) (r R, ok bool) {
 	c := q.ctx(env.Context, true)
 	var best *pnode[R, M]
-	s := c.slot(env.Source)
-	if s != nil {
+	if s := c.slot(env.Source); s != nil {
 		best = s.posted.first(env)
 	}
 	if w := c.anyPost.first(env); w != nil && (best == nil || w.seq < best.seq) {
 		best = w
 	}
-	if best != nil {
-		return q.removePosted(best), true
+	if best == nil {
+		return r, false
 	}
-	if s == nil {
-		s = c.slotGrow(env.Source)
-	}
+	return q.removePosted(best), true
+}
+
+// Store is the second half of [Queue.Arrive]: it stores m, with concrete
+// envelope env, as an unexpected message after all that arrived before
+// it. Call it only after [Queue.Match] returned false for env, with no
+// Post in between, or a posted receive that matches env is passed over.
+func (q *Queue[R, M]) Store(env Envelope, m M) {
+	c := q.ctx(env.Context, true)
+	s := c.slotGrow(env.Source)
 	n := q.freeU
 	if n != nil {
 		q.freeU = n.next
@@ -387,7 +405,6 @@ func (q *Queue[R, M]) Arrive(env Envelope, m M) (r R, ok bool) {
 	s.unexp.push(n)
 	c.arrivals.push(n)
 	q.nunexp++
-	return r, false
 }
 
 // Cancel removes the posted receive r (compared with ==) and reports whether

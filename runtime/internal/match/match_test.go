@@ -522,3 +522,34 @@ func TestZeroAllocs(t *testing.T) {
 		t.Errorf("Len() = %d, %d; want 1, 1", p, u)
 	}
 }
+
+// TestMatchStoresNothing checks the two halves of Arrive: Match removes
+// the earliest matching posted receive and stores nothing when none
+// matches; Store then queues the message behind earlier arrivals.
+func TestMatchStoresNothing(t *testing.T) {
+	var q Queue[int, string]
+	env := Envelope{Context: 1, Source: 2, Tag: 3}
+	if _, ok := q.Match(env); ok {
+		t.Fatal("Match on an empty queue reported a receive")
+	}
+	if p, u := q.Len(); p != 0 || u != 0 {
+		t.Fatalf("after a failed Match: %d posted, %d unexpected; want 0, 0", p, u)
+	}
+	q.Store(env, "first")
+	q.Store(env, "second")
+	if m, _, ok := q.Post(Envelope{Context: 1, Source: Any, Tag: 3}, 10); !ok || m != "first" {
+		t.Fatalf("Post got %q, %v; want the first stored message", m, ok)
+	}
+	q.Post(Envelope{Context: 1, Source: 2, Tag: Any}, 11) // takes "second"
+	q.Post(Envelope{Context: 1, Source: Any, Tag: Any}, 12)
+	q.Post(Envelope{Context: 1, Source: 2, Tag: 3}, 13)
+	if r, ok := q.Match(env); !ok || r != 12 {
+		t.Fatalf("Match got %d, %v; want the earliest posted receive 12", r, ok)
+	}
+	if r, ok := q.Match(env); !ok || r != 13 {
+		t.Fatalf("Match got %d, %v; want 13", r, ok)
+	}
+	if p, u := q.Len(); p != 0 || u != 0 {
+		t.Fatalf("at the end: %d posted, %d unexpected; want 0, 0", p, u)
+	}
+}

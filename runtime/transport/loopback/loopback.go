@@ -1,6 +1,7 @@
 // Package loopback is the transport a rank uses to send to itself (Open
 // MPI's "self"): a frame goes straight from Send into the rank's own Sink,
-// copied once, from the caller's payload into the buffer Sink.Buffer returns.
+// copied once, from the caller's payload into the buffer Sink.Buffer returns
+// (or by the Sink itself, if it is a transport.FrameSink).
 package loopback
 
 import (
@@ -92,6 +93,10 @@ func (e *Endpoint) Send(h transport.Header, payload []byte) error {
 func (e *Endpoint) deliver(h transport.Header, payload []byte) error {
 	if h.Kind != transport.KindData {
 		e.sink.Deliver(h, nil)
+		return nil
+	}
+	if fs, ok := e.sink.(transport.FrameSink); ok {
+		fs.DeliverFrame(h, payload)
 		return nil
 	}
 	buf := e.sink.Buffer(h)

@@ -137,6 +137,33 @@ func (r *Recorder) Deliver(h transport.Header, buf []byte) {
 	r.signalLocked()
 }
 
+// FrameRecorder is a Recorder that is also a transport.FrameSink, so that
+// transports that deliver whole frames in one call are checked on that path
+// too. Frames it takes through DeliverFrame are recorded with a copy of
+// their payload.
+type FrameRecorder struct{ *Recorder }
+
+// DeliverFrame implements transport.FrameSink.
+func (f FrameRecorder) DeliverFrame(h transport.Header, payload []byte) {
+	r := f.Recorder
+	r.enter("DeliverFrame", h)
+	defer r.leave(h)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.pending[h.Src]; ok {
+		r.problemLocked("DeliverFrame(%+v) while the previous frame from rank %d is undelivered", h, h.Src)
+	}
+	if len(payload) != int(h.Len) {
+		r.problemLocked("DeliverFrame(%+v) with %d bytes", h, len(payload))
+	}
+	var buf []byte
+	if h.Kind == transport.KindData {
+		buf = append(make([]byte, 0, len(payload)), payload...)
+	}
+	r.frames = append(r.frames, Frame{Header: h, Payload: buf})
+	r.signalLocked()
+}
+
 // PeerLost implements transport.Sink.
 func (r *Recorder) PeerLost(rank int, err error) {
 	r.mu.Lock()

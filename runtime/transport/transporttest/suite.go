@@ -40,12 +40,21 @@ func Run(t *testing.T, newEndpoints func(t *testing.T, sinks []transport.Sink) [
 				t.Run("OrderlyClose", func(t *testing.T) { s.orderlyClose(t, n) })
 			}
 			t.Run("NoGoroutineLeak", func(t *testing.T) { s.noLeak(t, n) })
+			// The same traffic into sinks that take whole frames
+			// (transport.FrameSink), which transports may use for
+			// frames they hold in memory.
+			fs := suite{newEndpoints: newEndpoints, frameSinks: true}
+			t.Run("FrameSink/FIFO", func(t *testing.T) { fs.fifo(t, n) })
+			t.Run("FrameSink/ZeroLength", func(t *testing.T) { fs.zeroLength(t, n) })
+			t.Run("FrameSink/Large", func(t *testing.T) { fs.large(t, n) })
+			t.Run("FrameSink/ConcurrentSenders", func(t *testing.T) { fs.concurrent(t, n) })
 		})
 	}
 }
 
 type suite struct {
 	newEndpoints func(t *testing.T, sinks []transport.Sink) []transport.Endpoint
+	frameSinks   bool // the sinks are FrameRecorders
 }
 
 // setup builds n endpoints with recording sinks. At cleanup it closes them
@@ -57,6 +66,9 @@ func (s suite) setup(t *testing.T, n int) ([]transport.Endpoint, []*Recorder) {
 	for i := range recs {
 		recs[i] = NewRecorder(i)
 		sinks[i] = recs[i]
+		if s.frameSinks {
+			sinks[i] = FrameRecorder{recs[i]}
+		}
 	}
 	eps := s.newEndpoints(t, sinks)
 	if len(eps) != n {
