@@ -3,6 +3,7 @@ package mpi
 import (
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/gorun-hpc/gorun/runtime/transport"
 )
@@ -54,7 +55,17 @@ func Recv[T Numeric](c *Comm, buf []T, src, tag int) (Status, error) {
 // Sendrecv sends sendbuf to dst and receives into recvbuf from src in one
 // call that cannot deadlock against a matching Sendrecv on the peer: the
 // receive is posted before the send starts. It is the usual halo exchange.
+//
+// sendbuf and recvbuf may be the same slice, or overlap (MPI's
+// Sendrecv_replace): then the message is sent before the receive is
+// posted, so what goes out is what the buffer held when the call began.
 func Sendrecv[T, U Numeric](c *Comm, sendbuf []T, dst, sendtag int, recvbuf []U, src, recvtag int) (Status, error) {
+	if sb, rb := asBytes(sendbuf), asBytes(recvbuf); overlap(sb, rb) {
+		if err := c.send("sendrecv", sb, typeCode[T](), dst, sendtag); err != nil {
+			return Status{}, err
+		}
+		return Recv(c, recvbuf, src, recvtag)
+	}
 	r, err := c.recvRequest("sendrecv", src, recvtag)
 	if err != nil {
 		return Status{}, err
@@ -206,4 +217,13 @@ func mapTransportErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrFinalized, err)
 	}
 	return err
+}
+
+// overlap reports whether a and b share memory.
+func overlap(a, b []byte) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	pa, pb := uintptr(unsafe.Pointer(unsafe.SliceData(a))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return pa < pb+uintptr(len(b)) && pb < pa+uintptr(len(a))
 }

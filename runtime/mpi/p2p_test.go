@@ -550,3 +550,32 @@ func TestMpitestFailureUnblocks(t *testing.T) {
 		t.Fatalf("job error = %v; want rank 1's error", err)
 	}
 }
+
+// TestSendrecvInPlace exchanges one buffer used as both send and receive
+// buffer (MPI_Sendrecv_replace): the value sent must be the one the buffer
+// held before the call, never the peer's message that lands in it.
+func TestSendrecvInPlace(t *testing.T) {
+	const rounds = 2000
+	mpitest.Run(t, 2, func(c *mpi.Comm) error {
+		me, peer := c.Rank(), 1-c.Rank()
+		buf := make([]int64, 4)
+		for i := range rounds {
+			for j := range buf {
+				buf[j] = int64(i*10 + me)
+			}
+			st, err := mpi.Sendrecv(c, buf, peer, 3, buf, peer, 3)
+			if err != nil {
+				return err
+			}
+			if st.Count != len(buf) || st.Source != peer {
+				return fmt.Errorf("round %d: status %+v", i, st)
+			}
+			for j, v := range buf {
+				if want := int64(i*10 + peer); v != want {
+					return fmt.Errorf("round %d: buf[%d] = %d; want %d (the peer's value)", i, j, v, want)
+				}
+			}
+		}
+		return nil
+	})
+}
