@@ -12,7 +12,8 @@
 //
 // Rank 0 prints the results. Set GORUN_TRANSPORT=tcp to force TCP between
 // ranks of one host; BENCH_CPUPROFILE=PREFIX writes a CPU profile of each
-// rank to PREFIX.rankN. See README.md and compare.sh.
+// rank to PREFIX.rankN; BENCH_SIZES=8,4096 limits latency and bw to those
+// sizes. See README.md and compare.sh.
 package main
 
 import (

@@ -3,6 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorun-hpc/gorun/runtime/mpi"
@@ -17,6 +21,23 @@ const (
 )
 
 var sizes = []int{0, 8, 64, 512, 4 << 10, 32 << 10, 256 << 10, 1 << 20, 4 << 20}
+
+// benchSizes returns the message sizes to measure: sizes, or the subset of
+// them that BENCH_SIZES lists (comma-separated bytes, e.g. "8,4096"), for
+// profiling one size.
+func benchSizes() []int {
+	v := os.Getenv("BENCH_SIZES")
+	if v == "" {
+		return sizes
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && slices.Contains(sizes, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 // latIters is the number of timed ping-pongs for a message of size bytes.
 func latIters(size int, scale float64) int {
@@ -71,7 +92,7 @@ func pingpong(c *mpi.Comm, scale float64, lat, bw bool, out io.Writer) error {
 		fmt.Fprintf(out, "# ranks: %d  window: %d  iter_scale: %.2f\n", c.Size(), window, scale)
 		fmt.Fprintf(out, "# %10s %12s %12s %8s %8s\n", "size_B", "lat_us", "bw_MBps", "lat_it", "bw_it")
 	}
-	for _, sz := range sizes {
+	for _, sz := range benchSizes() {
 		var latUS, mbps float64
 		var li, bi int
 		if lat {

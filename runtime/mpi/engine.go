@@ -34,25 +34,49 @@ type request struct {
 	err    error
 }
 
-var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
+// requests is the free list of requests. It is a plain capped stack
+// rather than a sync.Pool: a sync.Pool is emptied by every garbage
+// collection, and a program that allocates (a Request per Irecv does) then
+// pays for a fresh request and channel on most calls.
+var requests struct {
+	mu   sync.Mutex
+	free []*request
+}
+
+// maxFreeRequests caps the free list.
+const maxFreeRequests = 4096
 
 // newRequest returns a request ready for one operation.
 func newRequest(c *Comm, op string, peer, tag int) *request {
-	r := requestPool.Get().(*request)
+	requests.mu.Lock()
+	var r *request
+	if n := len(requests.free); n > 0 {
+		r = requests.free[n-1]
+		requests.free[n-1] = nil
+		requests.free = requests.free[:n-1]
+	}
+	requests.mu.Unlock()
+	if r == nil {
+		r = &request{done: make(chan struct{}, 1)}
+	}
 	r.comm, r.op, r.peer, r.tag = c, op, peer, tag
 	return r
 }
 
-// release returns a completed request to the pool. Only the goroutine that
-// owns a blocking call's request may call it, after reading the outcome.
+// release returns a completed request to the free list. Only the goroutine
+// that owns a blocking call's request may call it, after reading the
+// outcome.
 func (r *request) release() {
 	done := r.done
-	select {
-	case <-done: // drop an unconsumed token
-	default:
+	if len(done) > 0 { // drop an unconsumed token
+		<-done
 	}
 	*r = request{done: done}
-	requestPool.Put(r)
+	requests.mu.Lock()
+	if len(requests.free) < maxFreeRequests {
+		requests.free = append(requests.free, r)
+	}
+	requests.mu.Unlock()
 }
 
 // Request states. A waiter that spins watches for stateDone and needs no

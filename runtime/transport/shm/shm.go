@@ -85,6 +85,7 @@ type Endpoint struct {
 	// pollMu admits one drainer (Poll or the reader) at a time.
 	pollMu   sync.Mutex
 	unmapped bool // guarded by pollMu: Close has released the mappings
+	next     int  // guarded by pollMu: the ring a limited drain looks at first
 
 	awake    atomic.Uint32 // 1 once Poll was called since the reader last looked
 	attached atomic.Bool
@@ -1011,18 +1012,29 @@ found:
 	// If the reader sleeps, wake it now (once): it sees the Poll and naps
 	// without announcing sleep, so that senders need not wake it.
 	e.peers[e.me].ring()
-	n := e.drainLocked()
+	n := e.drainLocked(1)
 	e.pollMu.Unlock()
 	return n > 0
 }
 
-// drainLocked delivers every record published so far; pollMu is held.
-func (e *Endpoint) drainLocked() int {
+// drainLocked delivers the records published so far, at most max frames
+// (0: all); pollMu is held. Poll delivers one frame a call: a waiter whose
+// message that was returns at once, without first looking at the next
+// record's header, a cache line the sender has just written (a miss that
+// would sit between the arrival and the reply). Rings are visited from a
+// rotating start, so a busy one cannot starve the others.
+func (e *Endpoint) drainLocked(max int) int {
 	n := 0
-	for i := range e.in {
+	k := len(e.in)
+	for j := range k {
+		i := (e.next + j) % k
 		r := &e.in[i]
 		if r.ready(r.head) && !r.p.gone.Load() {
-			n += e.drainRing(r)
+			n += e.drainRing(r, max-n)
+			if max > 0 && n >= max {
+				e.next = (i + 1) % k
+				break
+			}
 		}
 	}
 	return n
@@ -1065,10 +1077,11 @@ func (e *Endpoint) pending() bool {
 }
 
 // drainRing consumes the committed records of ring r, at most one ring's
-// worth, and returns how many frames it delivered. pollMu is held.
-func (e *Endpoint) drainRing(r *inRing) int {
+// worth and at most max frames (max <= 0: no limit), and returns how many
+// frames it delivered. pollMu is held.
+func (e *Endpoint) drainRing(r *inRing, max int) int {
 	start := r.head
-	n := e.drainRecords(r)
+	n := e.drainRecords(r, max)
 	if r.head != start {
 		r.publishHead()
 	}
@@ -1086,12 +1099,12 @@ func (r *inRing) publishHead() {
 // sixteenth of the ring has been consumed since the last time (so that a
 // producer streaming chunks can refill the ring meanwhile); drainRing
 // publishes the rest.
-func (e *Endpoint) drainRecords(r *inRing) int {
+func (e *Endpoint) drainRecords(r *inRing, max int) int {
 	le := binary.LittleEndian
 	ringBytes := r.mask + 1
 	start, published := r.head, r.head
 	delivered := 0
-	for r.head-start < ringBytes {
+	for r.head-start < ringBytes && (max <= 0 || delivered < max) {
 		pos := r.head & r.mask
 		w := atomic.LoadUint64(word64(r.data, int(pos))) // acquire: the record is written
 		if w == 0 {
@@ -1348,7 +1361,7 @@ func (e *Endpoint) run() {
 		// get it means somebody is polling: treat that as awake.
 		n, busy := 0, true
 		if e.pollMu.TryLock() {
-			n, busy = e.drainLocked(), false
+			n, busy = e.drainLocked(0), false
 			e.pollMu.Unlock()
 		}
 		if e.checkReq.Swap(false) || time.Since(lastCheck) >= peerCheck {
@@ -1402,7 +1415,7 @@ func (e *Endpoint) checkPeers() {
 		pe := &peerError{rank: p.rank, err: cause}
 		e.pollMu.Lock()
 		if !e.unmapped && !p.gone.Load() {
-			e.drainRing(&e.in[i])
+			e.drainRing(&e.in[i], 0)
 		}
 		report := p.err.CompareAndSwap(nil, pe)
 		p.gone.Store(true)

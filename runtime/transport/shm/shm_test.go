@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -473,5 +474,48 @@ func BenchmarkSendPoll(b *testing.B) {
 		for sinks[1].n.Load() < want {
 			eps[1].Poll()
 		}
+	}
+}
+
+// srcSink records the source rank of every frame it is given.
+type srcSink struct {
+	countSink
+	srcs []int32 // written under the drainer's pollMu
+}
+
+func (s *srcSink) Deliver(h transport.Header, b []byte) {
+	s.srcs = append(s.srcs, h.Src)
+	s.countSink.Deliver(h, b)
+}
+
+// TestPollDeliversOneFrame pins the limited drain that Poll uses: one
+// frame a call, so a waiter whose message it was returns without touching
+// the next record, and rings taken in turn, so a busy sender cannot starve
+// another. The test holds pollMu itself, which keeps the endpoint's reader
+// (it only ever TryLocks) from draining behind its back.
+func TestPollDeliversOneFrame(t *testing.T) {
+	sink := &srcSink{}
+	eps := makeEndpoints(t, t.TempDir(), []transport.Sink{sink, &countSink{}, &countSink{}})
+	e := eps[0]
+	e.pollMu.Lock()
+	defer e.pollMu.Unlock()
+	for src := 1; src <= 2; src++ {
+		h := transport.Header{Kind: transport.KindData, Src: int32(src), Dst: 0, Len: 8}
+		for range 3 {
+			if err := eps[src].Send(h, make([]byte, 8)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 4 {
+		if n := e.drainLocked(1); n != 1 {
+			t.Fatalf("limited drain %d delivered %d frames; want 1", i, n)
+		}
+	}
+	if want := []int32{1, 2, 1, 2}; !slices.Equal(sink.srcs, want) {
+		t.Fatalf("limited drains took frames from %v; want alternating rings %v", sink.srcs, want)
+	}
+	if n := e.drainLocked(0); n != 2 {
+		t.Fatalf("a full drain delivered %d frames; want the 2 left", n)
 	}
 }
