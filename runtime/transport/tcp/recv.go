@@ -4,12 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -33,9 +30,7 @@ var errBye = errors.New("bye")
 // sequential and in stream order.
 type inConn struct {
 	e    *Endpoint
-	conn *net.TCPConn
-	raw  syscall.RawConn
-	fd   int
+	s    *sock
 	rank int
 
 	// polled is set by Poll and cleared by the reader, which thereby sees
@@ -47,7 +42,7 @@ type inConn struct {
 
 	mu sync.Mutex // held while reading the socket and calling the Sink
 	// Guarded by mu:
-	dead    bool             // the socket is closed or about to be: nobody may read fd
+	dead    bool             // the socket is closed or about to be: nobody may read it
 	end     error            // why the stream ended (errBye for a Bye); nil while it goes on
 	buf     []byte           // read buffer; buf[r:w] is read but not parsed yet
 	r, w    int              //
@@ -58,17 +53,8 @@ type inConn struct {
 	got     int              // payload bytes of hdr read so far
 }
 
-func newInConn(e *Endpoint, conn *net.TCPConn, rank int) (*inConn, error) {
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	c := &inConn{e: e, conn: conn, raw: raw, rank: rank, buf: make([]byte, readBufferSize)}
-	cerr := raw.Control(func(fd uintptr) { c.fd = int(fd) })
-	if cerr != nil {
-		return nil, cerr
-	}
-	return c, nil
+func newInConn(e *Endpoint, s *sock, rank int) *inConn {
+	return &inConn{e: e, s: s, rank: rank, buf: make([]byte, readBufferSize)}
 }
 
 // Poll hands the frames that have arrived on accepted connections to the
@@ -78,6 +64,9 @@ func newInConn(e *Endpoint, conn *net.TCPConn, rank int) (*inConn, error) {
 // It is safe for concurrent use, also during and after Close (after Close it
 // does nothing).
 func (e *Endpoint) Poll() bool {
+	if !e.polled.Load() {
+		e.polled.Store(true)
+	}
 	p := e.polling.Load()
 	if p == nil {
 		return false
@@ -108,28 +97,8 @@ func (e *Endpoint) setPolling() {
 	e.polling.Store(&p)
 }
 
-// read reads from the socket into b, without blocking. It returns n > 0, or
-// done = false when nothing is there yet, or the end of the stream.
-func (c *inConn) read(b []byte) (n int, done bool, err error) {
-	for {
-		r, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(c.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-		n, err = int(r), nil
-		if errno != 0 {
-			n, err = 0, errno
-		}
-		switch {
-		case n > 0:
-			return n, false, nil
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return 0, false, nil
-		case err == nil:
-			return 0, true, io.EOF
-		}
-		return 0, true, err
-	}
-}
+// read reads from the socket into b, without blocking (see sock.read).
+func (c *inConn) read(b []byte) (n int, done bool, err error) { return c.s.read(b) }
 
 // drain reads and hands on frames until the socket has no more bytes (or
 // the stream ends: c.end is then set). It reports whether it delivered any
@@ -255,36 +224,38 @@ func (c *inConn) stop(err error) {
 // run is the connection's reader. It reads whatever Poll leaves (everything
 // when nobody polls) and ends when the stream does: at the peer's Bye, at
 // the end of the connection, on a broken frame, or at the deadline Close
-// sets. While nobody polls it waits for the socket to become readable in
-// the runtime's network poller; while somebody does (Poll marks the
-// connection) it naps instead, so the pollers' reads are not each followed
-// by a wake-up of this goroutine.
+// sets. While nobody polls it waits for the socket to become readable (in
+// the runtime's network poller, registered for that wait only: see sock);
+// while somebody does (Poll marks the connection) it naps instead, so the
+// pollers' reads are not each followed by a wake-up of this goroutine.
 func (c *inConn) run() {
 	e := c.e
-	// step reads what is there; it reports whether the stream ended.
-	step := func() bool {
+	for {
 		c.mu.Lock()
 		if c.end == nil {
 			c.drain()
 		}
 		ended := c.end != nil
 		c.mu.Unlock()
-		return ended
-	}
-	napping := false
-	wait := func(uintptr) bool {
-		// Somebody polls: leave the reading to them, and nap.
-		if !c.ended.Load() && !e.closed.Load() && c.polled.Swap(false) {
-			napping = true
-			return true
+		if ended {
+			return
 		}
-		return step()
-	}
-	for {
-		napping = false
-		if err := c.raw.Read(wait); err != nil {
+		if !c.ended.Load() && !e.closed.Load() && c.polled.Swap(false) {
+			// Somebody polls: leave the reading to them, and nap until a
+			// nap passes without a Poll; then drain and wait again.
+			for {
+				time.Sleep(nap)
+				if c.ended.Load() || e.closed.Load() || !c.polled.Swap(false) {
+					break
+				}
+			}
+			continue
+		}
+		// The socket was drained to EAGAIN above: whatever arrives from now
+		// on makes it readable, so no frame is missed.
+		if err := c.s.wait(false); err != nil {
 			// The deadline of Close passed (the peer did not close its
-			// side), or the connection was closed.
+			// side), or the wait failed.
 			c.mu.Lock()
 			if c.end == nil {
 				c.stop(err)
@@ -292,17 +263,6 @@ func (c *inConn) run() {
 			c.mu.Unlock()
 			return
 		}
-		if !napping {
-			return // the stream ended
-		}
-		for {
-			time.Sleep(nap)
-			if c.ended.Load() || e.closed.Load() || !c.polled.Swap(false) {
-				break
-			}
-		}
-		// Nobody polled during the last nap: wait for readiness again,
-		// after reading what is there (the first call of wait does).
 	}
 }
 
@@ -319,19 +279,19 @@ func (c *inConn) finish() {
 		if errors.Is(end, io.EOF) {
 			end = errNoBye
 		}
-		c.e.lost(c.rank, &peerError{op: "connection from", rank: c.rank, addr: c.conn.RemoteAddr().String(), err: end})
+		c.e.lost(c.rank, &peerError{op: "connection from", rank: c.rank, addr: c.s.addr, err: end})
 	}
 }
 
 // bye tells the dialer, during Close, that we are going: its watcher would
 // otherwise take the end of the connection for a lost peer.
 func (c *inConn) bye(deadline time.Time, rank int) {
-	_ = c.conn.SetWriteDeadline(deadline)
+	c.s.setWriteDeadline(deadline)
 	h := transport.Header{Kind: transport.KindBye, Src: int32(rank), Dst: int32(c.rank)}
 	var b [transport.HeaderSize]byte
 	h.Put(b[:])
-	if _, err := c.conn.Write(b[:]); err == nil {
-		_ = c.conn.CloseWrite()
+	if err := c.s.write(b[:], nil); err == nil {
+		c.s.shutdown(unix.SHUT_WR)
 	}
-	_ = c.conn.SetReadDeadline(deadline)
+	c.s.setReadDeadline(deadline)
 }

@@ -15,43 +15,49 @@
 // Every step before that is under a deadline, so a silent or garbage
 // connection costs one goroutine for at most Config.HandshakeTimeout.
 //
+// Sockets: once its handshake is done, a connection leaves the runtime's
+// network poller (see sock): package net registers every socket, and then
+// each segment and acknowledgement that arrives wakes a thread parked in
+// epoll_wait, whether or not a goroutine waits on it — about two context
+// switches per message, each taking the core from a spinning rank. Frames
+// move with plain non-blocking system calls (RawSyscall: they never block,
+// so the scheduler need not hand the P on); a goroutine that must wait for
+// the socket (an idle reader, a writer facing a full send buffer) registers
+// a duplicate of the descriptor for that wait only.
+//
 // Receiving: every accepted connection has a reader goroutine, and the
 // endpoint is a transport.Poller: Poll reads the connections from the
 // caller's goroutine, so a rank that spins while it waits gets a reply
 // without the 20–30 µs it costs here to wake a thread sleeping in the
-// kernel. The sockets stay non-blocking (as package net leaves them) and
-// are read with plain read system calls (RawSyscall: a non-blocking read
-// never needs the scheduler to hand the P on) by whoever holds the
-// connection's mutex: the reader, or a poller that got it with TryLock (a
-// poller never waits; it skips a connection somebody else is reading). Both
-// drive one resumable parser (read buffer, current header, payload offset),
-// so a frame begun by one can be finished by the other; the Sink is called
-// under the mutex, hence sequentially per peer and in stream order. Headers
-// and small payloads come through a 16 KiB buffer, many frames per system
-// call; a payload remainder of 16 KiB or more is read straight into the
-// Sink's buffer. Whoever reads does so until the socket says EAGAIN, which
-// leaves at most an incomplete frame behind.
+// kernel. The sockets are read by whoever holds the connection's mutex: the
+// reader, or a poller that got it with TryLock (a poller never waits; it
+// skips a connection somebody else is reading). Both drive one resumable
+// parser (read buffer, current header, payload offset), so a frame begun by
+// one can be finished by the other; the Sink is called under the mutex,
+// hence sequentially per peer and in stream order. Headers and small
+// payloads come through a 16 KiB buffer, many frames per system call; a
+// payload remainder of 16 KiB or more is read straight into the Sink's
+// buffer. Whoever reads does so until the socket says EAGAIN, which leaves
+// at most an incomplete frame behind.
 //
-// The reader waits for readability in the runtime's network poller, through
-// syscall.RawConn.Read with a function that drains the socket and returns
-// false (wait) on EAGAIN — only while nobody polls. RawConn.Read holds the
-// fd's read lock while it waits, which is why pollers do not use it but read
-// the fd directly; the fd stays valid because only the reader closes the
-// connection, after it has marked it dead under the mutex. Each Poll marks
-// the connections it visits; a reader woken while the mark is set clears it
-// and leaves RawConn.Read without reading, then naps (100 µs, a Go timer)
-// until a nap passes without a Poll, and then drains and waits for
-// readiness again. So while a rank polls, its reader takes no lock and
-// competes with no poller (a reader preempted while holding the mutex would
-// stall every poller), and an idle endpoint burns no CPU. No wake-up is
-// lost: the socket was drained to EAGAIN before every wait for readiness,
-// the network poller reports any data that arrived after that, and a frame
-// that arrives after the last Poll is read at most about two naps later. A
-// stream that ends (Bye, EOF, broken frame) while a poller reads it is
-// recorded and left to the reader, which stops napping and reports it.
+// The reader drains the socket and, while nobody polls, waits for it to
+// become readable. The descriptor stays valid for pollers because only the
+// reader's goroutine closes it, after it has marked the connection dead
+// under the mutex. Each Poll marks the connections it visits; a reader that
+// finds the mark set clears it and naps (100 µs, a Go timer) until a nap
+// passes without a Poll, and then drains and waits for readiness again. So
+// while a rank polls, its reader takes no lock and competes with no poller
+// (a reader preempted while holding the mutex would stall every poller),
+// and an idle endpoint burns no CPU. No wake-up is lost: the socket was
+// drained to EAGAIN before every wait for readiness, the wait reports any
+// data that arrived after that, and a frame that arrives after the last
+// Poll is read at most about two naps later. A stream that ends (Bye, EOF,
+// broken frame) while a poller reads it is recorded and left to the reader,
+// which stops napping and reports it.
 //
 // A small reader on each dialed connection notices a peer that went away
-// (the acceptor writes nothing on it but its Bye).
+// (the acceptor writes nothing on it but its Bye); while the endpoint is
+// polled it looks every 10 ms instead of waiting for the socket.
 //
 // Lost peers: a connection that ends without a Bye, breaks, or carries a
 // frame that breaks the protocol makes the endpoint call Sink.PeerLost for
@@ -78,6 +84,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/sys/unix"
 
 	"github.com/gorun-hpc/gorun/runtime/auth"
 	"github.com/gorun-hpc/gorun/runtime/transport"
@@ -148,6 +155,7 @@ type Endpoint struct {
 	outs    []*outConn                // established dialed connections
 	ins     map[*inConn]struct{}      // established accepted connections
 	polling atomic.Pointer[[]*inConn] // copy of ins for Poll, replaced when ins changes
+	polled  atomic.Bool               // set by Poll, cleared by the watchers of dialed connections
 	inFrom  map[int]int               // rank → established accepted connections from it
 	pending map[*net.TCPConn]struct{} // connections still in their handshake
 	gone    map[int]bool              // ranks reported lost or seen closing
@@ -355,11 +363,13 @@ func (e *Endpoint) serve(conn *net.TCPConn) {
 		e.mu.Unlock()
 		return
 	}
-	c, err := newInConn(e, conn, src)
+	sk, err := detach(conn)
 	if err != nil {
 		e.mu.Unlock()
 		return
 	}
+	defer sk.close() // after finish: nobody reads it any more
+	c := newInConn(e, sk, src)
 	e.ins[c] = struct{}{}
 	e.inFrom[src]++
 	e.setPolling()
@@ -438,7 +448,6 @@ func (e *Endpoint) dial(rank int) (*outConn, error) {
 		conn.Close()
 		return fail(err)
 	}
-	c := &outConn{e: e, rank: rank, addr: addr, conn: conn}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.pending, conn)
@@ -446,6 +455,12 @@ func (e *Endpoint) dial(rank int) (*outConn, error) {
 		conn.Close()
 		return nil, e.errClosed()
 	}
+	sk, err := detach(conn)
+	if err != nil {
+		conn.Close()
+		return fail(err)
+	}
+	c := &outConn{e: e, rank: rank, addr: addr, s: sk}
 	e.outs = append(e.outs, c)
 	e.wg.Add(1)
 	go c.watch() // exits when the peer sends Bye or the connection ends (peer gone or Close); joined by Close
@@ -529,26 +544,24 @@ var (
 )
 
 // outConn is a connection this endpoint dialed, or the record of a dial that
-// failed (conn nil, err set).
+// failed (s nil, err set).
 type outConn struct {
 	e    *Endpoint
 	rank int
 	addr string
-	conn *net.TCPConn
+	s    *sock
 
 	// peerErr is set by watch when the peer closed or vanished.
 	peerErr atomic.Pointer[peerError]
 
-	wmu  sync.Mutex // serialises frames on the connection
-	err  error      // guarded by wmu: once set, the connection takes no frames
-	hdr  [transport.HeaderSize]byte
-	bufs net.Buffers
-	vec  [2][]byte
+	wmu sync.Mutex // serialises frames on the connection
+	err error      // guarded by wmu: once set, the connection takes no frames
+	hdr [transport.HeaderSize]byte
 }
 
 // usable returns c, or the error that makes it unusable.
 func (c *outConn) usable() (*outConn, error) {
-	if c.conn == nil {
+	if c.s == nil {
 		return nil, c.err
 	}
 	return c, nil
@@ -564,10 +577,7 @@ func (c *outConn) send(h transport.Header, payload []byte) error {
 		return p
 	}
 	h.Put(c.hdr[:])
-	c.vec = [2][]byte{c.hdr[:], payload}
-	c.bufs = c.vec[:]
-	_, err := c.bufs.WriteTo(c.conn)
-	c.vec = [2][]byte{} // do not keep the caller's payload
+	err := c.s.write(c.hdr[:], payload)
 	if err == nil {
 		return nil
 	}
@@ -580,7 +590,7 @@ func (c *outConn) send(h transport.Header, payload []byte) error {
 	default:
 		c.err = &peerError{op: "send to", rank: c.rank, addr: c.addr, err: err}
 	}
-	c.conn.Close()
+	c.s.shutdown(unix.SHUT_RDWR) // the watcher sees the end and closes it
 	return c.err
 }
 
@@ -588,41 +598,35 @@ func (c *outConn) send(h transport.Header, payload []byte) error {
 // the stream is already broken), half-closes and leaves watch to wait, until
 // deadline, for the peer to close its side.
 func (c *outConn) bye(deadline time.Time) {
-	_ = c.conn.SetWriteDeadline(deadline) // unblocks a Send stuck on a stalled peer
+	c.s.setWriteDeadline(deadline) // unblocks a Send stuck on a stalled peer
 	c.wmu.Lock()
 	if c.err == nil && c.peerErr.Load() == nil {
 		h := transport.Header{Kind: transport.KindBye, Src: int32(c.e.rank), Dst: int32(c.rank)}
 		h.Put(c.hdr[:])
-		if _, err := c.conn.Write(c.hdr[:]); err == nil {
-			_ = c.conn.CloseWrite()
+		if err := c.s.write(c.hdr[:], nil); err == nil {
+			c.s.shutdown(unix.SHUT_WR)
 		}
 	}
 	c.err = c.e.errClosed()
 	c.wmu.Unlock()
-	_ = c.conn.SetReadDeadline(deadline)
+	c.s.setReadDeadline(deadline)
 }
 
 // watch reads the dialed connection, on which the peer writes nothing but a
 // Bye when it closes. The end of the connection without one means the peer
-// is gone.
+// is gone. While the endpoint is polled it looks every watchNap instead of
+// waiting for the socket, which would register it with the network poller
+// (see sock).
 func (c *outConn) watch() {
 	defer c.e.wg.Done()
-	defer c.conn.Close()
-	var b [transport.HeaderSize]byte
-	_, err := io.ReadFull(c.conn, b[:])
+	defer c.s.close()
+	err := c.readBye()
 	if err == nil {
-		var h transport.Header
-		h, err = transport.ParseHeader(b[:])
-		if err == nil && (h.Kind != transport.KindBye || int(h.Src) != c.rank || int(h.Dst) != c.e.rank) {
-			err = fmt.Errorf("%w: %s frame from rank %d to rank %d", errUnsolicited, h.Kind, h.Src, h.Dst)
-		}
-		if err == nil {
-			// The peer closed in order. Its data to us, if any, comes on the
-			// connection it dialed, ending in a Bye there.
-			c.peerErr.Store(&peerError{op: "send to", rank: c.rank, addr: c.addr, err: errPeerClosed})
-			c.e.markGone(c.rank)
-			return // closing our side lets the peer's Close finish
-		}
+		// The peer closed in order. Its data to us, if any, comes on the
+		// connection it dialed, ending in a Bye there.
+		c.peerErr.Store(&peerError{op: "send to", rank: c.rank, addr: c.addr, err: errPeerClosed})
+		c.e.markGone(c.rank)
+		return // closing our side lets the peer's Close finish
 	}
 	if c.e.closed.Load() {
 		return // our own Close ended the connection
@@ -632,7 +636,7 @@ func (c *outConn) watch() {
 	}
 	perr := &peerError{op: "connection to", rank: c.rank, addr: c.addr, err: err}
 	c.peerErr.Store(perr)
-	c.conn.Close() // fail a Send blocked on the dead peer now
+	c.s.shutdown(unix.SHUT_RDWR) // fail a Send blocked on the dead peer now
 	// If the peer also dialed us, its process ending shows there too, after
 	// the last frames it sent: let that reader report it, so the Sink hears
 	// of the loss after those frames.
@@ -642,4 +646,36 @@ func (c *outConn) watch() {
 	if !viaIn {
 		c.e.lost(c.rank, perr)
 	}
+}
+
+// watchNap is how often watch looks at its socket while the endpoint is
+// polled.
+const watchNap = 10 * time.Millisecond
+
+// readBye reads the peer's Bye from the dialed connection; nil when it came.
+func (c *outConn) readBye() error {
+	var b [transport.HeaderSize]byte
+	got := 0
+	for got < len(b) {
+		n, done, err := c.s.read(b[got:])
+		switch {
+		case done:
+			return err
+		case n > 0:
+			got += n
+			continue
+		}
+		if c.e.polled.Swap(false) && !c.e.closed.Load() {
+			time.Sleep(watchNap)
+			continue
+		}
+		if err := c.s.wait(false); err != nil {
+			return err
+		}
+	}
+	h, err := transport.ParseHeader(b[:])
+	if err == nil && (h.Kind != transport.KindBye || int(h.Src) != c.rank || int(h.Dst) != c.e.rank) {
+		err = fmt.Errorf("%w: %s frame from rank %d to rank %d", errUnsolicited, h.Kind, h.Src, h.Dst)
+	}
+	return err
 }
