@@ -604,6 +604,39 @@ func main() { fmt.Println("hello from", os.Getenv("GORUN_RANK"), os.Args[1]) }
 			t.Errorf("code %d, output %q; want 0 and %q\nstderr:\n%s", res.code, got, want, res.stderr)
 		}
 	})
+	// "." and ".." are package directories, as for "go run"; other bare
+	// names are still commands on PATH, even if a file of that name is here.
+	t.Run("dot-and-dotdot", func(t *testing.T) {
+		dir := writeModule(t, `package main
+
+import ("fmt"; "os")
+
+func main() { fmt.Println("package main of rank", os.Getenv("GORUN_RANK")) }
+`)
+		sub := filepath.Join(dir, "sub")
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "echo"), []byte("#!/bin/sh\necho local echo\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"package main of rank 0", "package main of rank 1"}
+		for _, tc := range []struct{ cwd, program string }{{dir, "."}, {sub, ".."}} {
+			t.Chdir(tc.cwd)
+			res, err := tryRun(t.Context(), launcher.Config{N: 2, Program: tc.program})
+			got := lines(res.stdout)
+			slices.Sort(got)
+			if err != nil || res.code != 0 || !slices.Equal(got, want) {
+				t.Errorf("Program %q in %s: code %d, error %v, output %q; want 0 and %q\nstderr:\n%s",
+					tc.program, tc.cwd, res.code, err, got, want, res.stderr)
+			}
+		}
+		t.Chdir(dir)
+		res := run(t, launcher.Config{N: 1, Program: "echo", Args: []string{"from PATH"}})
+		if res.code != 0 || res.stdout != "from PATH\n" {
+			t.Errorf("Program \"echo\" beside a file named echo: code %d, output %q; want the echo on PATH", res.code, res.stdout)
+		}
+	})
 	t.Run("compile-error", func(t *testing.T) {
 		dir := writeModule(t, "package main\n\nfunc main() { undefinedThing() }\n")
 		res, err := tryRun(t.Context(), launcher.Config{N: 2, Program: dir})

@@ -26,7 +26,10 @@ type Program struct {
 
 // Resolve decides what name, the PROGRAM argument of gorun, refers to:
 //
-//   - a name without a slash is looked up on PATH, as a shell does;
+//   - "." and ".." are paths, as for "go run": "gorun -n 2 ." builds and
+//     runs the Go package in the current directory;
+//   - any other name without a slash is looked up on PATH, as a shell does,
+//     even if a file of that name exists in the current directory;
 //   - a path (relative to the current directory, not to Config.Wdir) names
 //     either an executable file or a directory holding .go files, which is
 //     a Go package to build.
@@ -37,7 +40,7 @@ func Resolve(name string) (Program, error) {
 	if name == "" {
 		return Program{}, usageErrorf(nil, "no program given; usage: gorun [flags] PROGRAM [ARGS...]")
 	}
-	if !strings.Contains(name, "/") {
+	if !strings.Contains(name, "/") && name != "." && name != ".." {
 		p, err := exec.LookPath(name)
 		if errors.Is(err, exec.ErrDot) {
 			err = nil // PATH explicitly contains "." or ""; honour it like a shell

@@ -101,7 +101,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 const usageText = `gorun [flags] PROGRAM [ARGS...]
 
 PROGRAM is an executable (./sim, /usr/bin/hostname), a command on PATH
-(hostname) or a Go package directory (./examples/hello), which gorun
+(hostname) or a Go package directory (., ./examples/hello), which gorun
 builds first like "go run". gorun's flags must come before PROGRAM;
 everything after PROGRAM goes to the program untouched (use -- to end
 gorun's flags explicitly).`
