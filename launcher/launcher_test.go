@@ -647,6 +647,20 @@ func main() { fmt.Println("package main of rank", os.Getenv("GORUN_RANK")) }
 			t.Errorf("compiler error not shown; stderr:\n%s", res.stderr)
 		}
 	})
+	// go/build, which Resolve asks, sees package main; go build, with the
+	// tag from GOFLAGS, sees package lib and makes no executable.
+	t.Run("not-main-when-built", func(t *testing.T) {
+		dir := writeModule(t, "//go:build !gorunlib\n\npackage main\n\nfunc main() {}\n")
+		if err := os.WriteFile(filepath.Join(dir, "lib.go"), []byte("//go:build gorunlib\n\npackage lib\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("GOFLAGS", "-tags=gorunlib")
+		res, err := tryRun(t.Context(), launcher.Config{N: 2, Program: dir})
+		want := fmt.Sprintf("launcher: program %q is a library package, not a main package: gorun runs commands (package main, with a func main), as go run does", dir)
+		if !errors.Is(err, launcher.ErrUsage) || res.code != launcher.ExitUsage || err.Error() != want {
+			t.Errorf("Run = %d, %v; want %d and %q", res.code, err, launcher.ExitUsage, want)
+		}
+	})
 	if left, _ := filepath.Glob(filepath.Join(tmp, "gorun-build-*")); len(left) > 0 {
 		t.Errorf("build directories left behind: %q", left)
 	}
@@ -663,6 +677,15 @@ func TestUsageErrors(t *testing.T) {
 	if err := os.WriteFile(notProg, []byte("no #! line\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	lib := filepath.Join(dir, "lib")
+	if err := os.Mkdir(lib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"go.mod": "module example.com/lib\n\ngo 1.26\n", "lib.go": "package lib\n\nfunc F() {}\n"} {
+		if err := os.WriteFile(filepath.Join(lib, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name string
 		cfg  launcher.Config
@@ -676,6 +699,8 @@ func TestUsageErrors(t *testing.T) {
 		{"not-executable", launcher.Config{N: 1, Program: notExec}, "is not executable"},
 		{"not-a-program", launcher.Config{N: 2, Program: notProg}, "not a program for this system"},
 		{"dir-without-go", launcher.Config{N: 1, Program: dir}, "directory without .go files"},
+		{"not-main-package", launcher.Config{N: 2, Program: lib},
+			fmt.Sprintf("program %q is package lib, not a main package: gorun runs commands (package main, with a func main)", lib)},
 		{"bad-wdir", launcher.Config{N: 1, Program: rankprog, Wdir: filepath.Join(dir, "missing")}, "working directory"},
 		{"bad-x", launcher.Config{N: 1, Program: rankprog, Env: []string{"=v"}}, "want NAME or NAME=VALUE"},
 		{"x-launcher-var", launcher.Config{N: 1, Program: rankprog, Env: []string{"GORUN_RANK=3"}}, "gorun sets GORUN_RANK"},

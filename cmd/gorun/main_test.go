@@ -123,6 +123,66 @@ func TestNotExecutable(t *testing.T) {
 	}
 }
 
+// children returns the pids of this process's children, from
+// /proc/self/task/*/children.
+func children(t *testing.T) []int {
+	t.Helper()
+	files, err := filepath.Glob("/proc/self/task/*/children")
+	if err != nil || len(files) == 0 {
+		t.Skipf("cannot list child processes: %v", err)
+	}
+	var pids []int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // the thread ended
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range strings.Fields(string(b)) {
+			p, err := strconv.Atoi(w)
+			if err != nil {
+				t.Fatalf("%s: %q", f, b)
+			}
+			pids = append(pids, p)
+		}
+	}
+	return pids
+}
+
+// TestStartFailures: a PROGRAM that cannot start is reported as such, with
+// status 2, and nothing is left running or on disk.
+func TestStartFailures(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where a build directory would be left
+	for _, tt := range []struct {
+		name, program, want string
+	}{
+		{"library-package", "../../runtime/mpi",
+			`gorun: program "../../runtime/mpi" is package mpi, not a main package: gorun runs commands (package main, with a func main), as go run does`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := children(t)
+			code, stdout, stderr := gorun(t, "", "-n", "2", tt.program)
+			if got := lines(stderr); code != 2 || !slices.Equal(got, []string{tt.want}) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, got, tt.want)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q; want nothing", stdout)
+			}
+			for _, p := range children(t) {
+				if !slices.Contains(before, p) {
+					t.Errorf("process %d, started by gorun, is still running or unreaped", p)
+				}
+			}
+			if left, _ := filepath.Glob(filepath.Join(tmp, "*")); len(left) > 0 {
+				t.Errorf("left behind: %q", left)
+			}
+		})
+	}
+}
+
 func TestCompileError(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "bad")
 	if err := os.Mkdir(dir, 0o755); err != nil {
