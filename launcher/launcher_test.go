@@ -3,6 +3,7 @@ package launcher_test
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -666,6 +667,47 @@ func main() { fmt.Println("package main of rank", os.Getenv("GORUN_RANK")) }
 	}
 }
 
+// TestMissingLoader: a dynamically linked executable whose loader does not
+// exist fails to start with a message naming the loader.
+func TestMissingLoader(t *testing.T) {
+	t.Parallel()
+	exe, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true command")
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Skipf("%s is not an ELF file: %v", exe, err)
+	}
+	const loader = "/nonexistent/ld.so"
+	patched := false
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP && p.Filesz > uint64(len(loader)) {
+			// Same size, NUL padded: the kernel then looks for loader.
+			interp := b[p.Off : p.Off+p.Filesz]
+			clear(interp)
+			copy(interp, loader)
+			patched = true
+		}
+	}
+	if !patched {
+		t.Skipf("%s is not dynamically linked", exe)
+	}
+	prog := filepath.Join(t.TempDir(), "true")
+	if err := os.WriteFile(prog, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	res, err := tryRun(t.Context(), launcher.Config{N: 2, Program: prog})
+	want := "launcher: cannot start " + prog + ": the program exists but its loader " + loader + " does not exist; it was built for another system or C library: rebuild it here, or link it statically"
+	if !errors.Is(err, launcher.ErrUsage) || res.code != launcher.ExitUsage || err.Error() != want {
+		t.Errorf("Run = %d, %v; want %d and %q", res.code, err, launcher.ExitUsage, want)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -675,6 +717,10 @@ func TestUsageErrors(t *testing.T) {
 	}
 	notProg := filepath.Join(dir, "text")
 	if err := os.WriteFile(notProg, []byte("no #! line\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	noInterp := filepath.Join(dir, "script")
+	if err := os.WriteFile(noInterp, []byte("#!/nonexistent/sh -e\necho hi\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	lib := filepath.Join(dir, "lib")
@@ -699,6 +745,8 @@ func TestUsageErrors(t *testing.T) {
 		{"not-executable", launcher.Config{N: 1, Program: notExec}, "is not executable"},
 		{"not-a-program", launcher.Config{N: 2, Program: notProg}, "not a program for this system"},
 		{"dir-without-go", launcher.Config{N: 1, Program: dir}, "directory without .go files"},
+		{"missing-interpreter", launcher.Config{N: 2, Program: noInterp},
+			"cannot start " + noInterp + `: the program exists but its interpreter /nonexistent/sh, named by its first line "#!/nonexistent/sh -e", does not exist; install it or correct the #! line`},
 		{"not-main-package", launcher.Config{N: 2, Program: lib},
 			fmt.Sprintf("program %q is package lib, not a main package: gorun runs commands (package main, with a func main)", lib)},
 		{"bad-wdir", launcher.Config{N: 1, Program: rankprog, Wdir: filepath.Join(dir, "missing")}, "working directory"},

@@ -156,11 +156,17 @@ func children(t *testing.T) []int {
 func TestStartFailures(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // where a build directory would be left
+	script := filepath.Join(t.TempDir(), "script")
+	if err := os.WriteFile(script, []byte("#!/nonexistent/sh\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		name, program, want string
 	}{
 		{"library-package", "../../runtime/mpi",
 			`gorun: program "../../runtime/mpi" is package mpi, not a main package: gorun runs commands (package main, with a func main), as go run does`},
+		{"missing-interpreter", script,
+			"gorun: cannot start " + script + `: the program exists but its interpreter /nonexistent/sh, named by its first line "#!/nonexistent/sh", does not exist; install it or correct the #! line`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := children(t)
