@@ -66,8 +66,17 @@ func TestUsageErrors(t *testing.T) {
 		code int
 		want string // the one line on stderr
 	}{
+		// Flags are named as typed: package flag writes -bogus for --bogus.
 		{"unknown-flag", []string{"--bogus", rankprog}, 2,
+			"gorun: unknown flag --bogus; gorun's flags go before PROGRAM (see gorun --help)"},
+		{"unknown-flag-one-dash", []string{"-bogus", rankprog}, 2,
 			"gorun: unknown flag -bogus; gorun's flags go before PROGRAM (see gorun --help)"},
+		{"unknown-flag-with-value", []string{"-n", "2", "--bogus=1", rankprog}, 2,
+			"gorun: unknown flag --bogus; gorun's flags go before PROGRAM (see gorun --help)"},
+		{"daemon-unknown-flag", []string{"daemon", "--bogus"}, 2,
+			"gorun: unknown flag --bogus for gorun daemon (see gorun daemon --help)"},
+		{"secret-flag-without-value", []string{"secret", "--out"}, 2,
+			"gorun: flag needs an argument: --out (see gorun secret --help)"},
 		{"n=0", []string{"-n", "0", rankprog}, 2,
 			"gorun: the number of ranks (-n) must be at least 1, got 0"},
 		{"np=-2", []string{"-np", "-2", rankprog}, 2,
@@ -83,7 +92,9 @@ func TestUsageErrors(t *testing.T) {
 		{"not-on-path", []string{"no-such-command-gorun"}, 2,
 			`gorun: program "no-such-command-gorun" not found on PATH; give a path (./no-such-command-gorun), a command on PATH or a Go package directory`},
 		{"bad-timeout", []string{"--timeout", "soon", rankprog}, 2,
-			`gorun: invalid value "soon" for flag -timeout: want a duration such as 90s or 5m, or seconds (see gorun --help)`},
+			`gorun: invalid value "soon" for flag --timeout: want a duration such as 90s or 5m, or seconds (see gorun --help)`},
+		{"bad-bool", []string{"--tag-output=maybe", rankprog}, 2,
+			`gorun: invalid boolean value "maybe" for --tag-output: parse error (see gorun --help)`},
 		{"daemon-no-secret", []string{"daemon", "--listen", "127.0.0.1:0", "--secret-file", "/no/such/secret"}, 2,
 			`gorun: secret file /no/such/secret does not exist; make one with "gorun secret --out /no/such/secret" and copy it to every host (mode 0600)`},
 		{"host-and-hostfile", []string{"--host", "a", "--hostfile", "f", rankprog}, 2,
