@@ -55,9 +55,17 @@ type result struct {
 // gorun runs the gorun binary with args and returns its exit code and output.
 func gorun(t *testing.T, args ...string) result {
 	t.Helper()
+	return runIn(t, "", bin.gorun, args...)
+}
+
+// runIn runs program with args in dir ("" for the current directory) and
+// returns its exit code and output.
+func runIn(t *testing.T, dir, program string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin.gorun, args...)
+	cmd := exec.CommandContext(ctx, program, args...)
+	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -66,7 +74,7 @@ func gorun(t *testing.T, args ...string) result {
 	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("gorun %v: %v", args, err)
+		t.Fatalf("%s %v: %v", filepath.Base(program), args, err)
 	}
 	return result{code, stdout.String(), stderr.String()}
 }
@@ -143,6 +151,48 @@ func TestHello(t *testing.T) {
 		if !strings.Contains(r.stdout, fmt.Sprintf("hello from rank %d of 3 on ", rank)) {
 			t.Errorf("no hello from rank %d:\n%s", rank, r.stdout)
 		}
+	}
+}
+
+// TestFirstProgram: the program of the README's "Your first parallel
+// program" is examples/first, and it runs as the README says: with
+// "gorun -n 2 ." and alone with "go run .".
+func TestFirstProgram(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Your first parallel program\n")
+	_, code, ok2 := strings.Cut(section, "\n```go\n")
+	code, _, ok3 := strings.Cut(code, "\n```\n")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no Go code block in a section \"Your first parallel program\"")
+	}
+	file, err := os.ReadFile("first/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code+"\n" != string(file) {
+		t.Fatalf("the README's first program differs from examples/first/main.go; make them the same\nREADME:\n%s", code)
+	}
+
+	r := runIn(t, "first", bin.gorun, "-n", "2", ".")
+	if want := "rank 1 got [3.14 2.72] from rank 0\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("gorun -n 2 .: exit %d, stdout %q; want 0 and %q\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range os.Environ() { // alone: no job to join
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "GORUN_") {
+			t.Setenv(name, "")
+			os.Unsetenv(name)
+		}
+	}
+	r = runIn(t, "first", goTool, "run", ".")
+	if want := "rank 0 is alone: no one to send to (run me with gorun -n 2 .)\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("go run .: exit %d, stdout %q; want 0 and %q\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
 	}
 }
 
