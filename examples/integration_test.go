@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -116,15 +117,23 @@ func requireGone(t *testing.T, ps []int) {
 }
 
 // requireClean fails if a rank process or a shared-memory file of the job
-// whose testprog output is out remains.
+// whose testprog output is out remains, or if out has no pid line to tell.
 func requireClean(t *testing.T, out string) {
 	t.Helper()
 	requireGone(t, pids(out))
-	for _, m := range pidLine.FindAllStringSubmatch(out, 1) {
-		if left, _ := filepath.Glob("/dev/shm/gorun-" + m[3] + "-*"); len(left) > 0 {
-			t.Errorf("shared-memory files of job %s left behind: %v", m[3], left)
-		}
+	m := pidLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Errorf("no rank printed its pid and job: cannot check that nothing is left\n%s", out)
+		return
 	}
+	if left, _ := filepath.Glob("/dev/shm/gorun-" + m[3] + "-*"); len(left) > 0 {
+		t.Errorf("shared-memory files of job %s left behind: %v", m[3], left)
+	}
+}
+
+// hasLine reports whether text has the line l.
+func hasLine(text, l string) bool {
+	return slices.Contains(strings.Split(text, "\n"), l)
 }
 
 func TestRing(t *testing.T) {
@@ -219,12 +228,24 @@ func exchangeJob(t *testing.T, n int, count, maxBytes string, flags ...string) {
 	requireClean(t, r.stdout)
 }
 
+var exitingLine = regexp.MustCompile(`(?m)^exiting 2 (\d+)$`)
+
 // TestRankFails: one rank exits with status 3 while the others block
-// receiving from it: gorun names the rank, exits 3 and leaves nothing.
+// receiving from it: gorun names the rank, exits 3 within 2 seconds of the
+// failure and leaves nothing.
 func TestRankFails(t *testing.T) {
 	r := gorun(t, "-n", "4", bin.testprog, "fail", "2", "3")
+	end := time.Now()
 	if r.code != 3 {
 		t.Fatalf("exit %d; want 3\nstderr:\n%s", r.code, r.stderr)
+	}
+	// The failing rank printed the wall-clock time just before exiting.
+	if m := exitingLine.FindStringSubmatch(r.stdout); m == nil {
+		t.Errorf("rank 2 did not say when it exited:\n%s", r.stdout)
+	} else if ns, err := strconv.ParseInt(m[1], 10, 64); err != nil {
+		t.Error(err)
+	} else if d := end.Sub(time.Unix(0, ns)); d > 2*time.Second {
+		t.Errorf("gorun ended %v after rank 2 failed; want within 2s", d.Round(time.Millisecond))
 	}
 	if !regexp.MustCompile(`gorun: rank 2 \(pid \d+ on host \S+\) exited with status 3`).MatchString(r.stderr) {
 		t.Errorf("stderr does not name rank 2, its pid, host and status:\n%s", r.stderr)
@@ -246,19 +267,22 @@ func TestRankKilled(t *testing.T) {
 	requireClean(t, r.stdout)
 }
 
+// TestTimeout: --timeout ends a job of blocked ranks with status 124 and a
+// message saying so, and leaves nothing.
 func TestTimeout(t *testing.T) {
 	r := gorun(t, "-n", "3", "--timeout", "2s", bin.testprog, "block")
-	if r.code == 0 {
-		t.Fatalf("a job of blocked ranks exited 0 under --timeout")
+	if r.code != 124 {
+		t.Errorf("a job of blocked ranks under --timeout exited %d; want 124", r.code)
 	}
-	if !strings.Contains(r.stderr, "timed out") {
-		t.Errorf("stderr does not say the job timed out:\n%s", r.stderr)
+	if want := "gorun: job timed out after 2s; stopping 3 ranks"; !hasLine(r.stderr, want) {
+		t.Errorf("stderr lacks the line %q:\n%s", want, r.stderr)
 	}
 	requireClean(t, r.stdout)
 }
 
 // TestInterrupt: SIGINT to gorun while every rank is blocked in a receive
-// ends the job with status 130 and no rank left running.
+// ends the job with status 130 and a message saying so, and leaves no rank
+// running and no shared-memory file.
 func TestInterrupt(t *testing.T) {
 	cmd := exec.Command(bin.gorun, "-n", "3", bin.testprog, "block")
 	stdout, err := cmd.StdoutPipe()
@@ -271,22 +295,29 @@ func TestInterrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every rank prints its pid after Init; wait for all three.
-	var ps []int
+	var out strings.Builder
 	sc := bufio.NewScanner(stdout)
-	for len(ps) < 3 && sc.Scan() {
-		ps = append(ps, pids(sc.Text())...)
+	for len(pids(out.String())) < 3 && sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	for sc.Scan() { // drain until gorun closes its stdout
+		out.WriteString(sc.Text() + "\n")
 	}
 	err = cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 		t.Fatalf("gorun after SIGINT: %v; want exit status 130\n%s", err, stderr.String())
 	}
-	requireGone(t, ps)
+	if want := "gorun: interrupted; stopping 3 ranks"; !hasLine(stderr.String(), want) {
+		t.Errorf("stderr lacks the line %q:\n%s", want, stderr.String())
+	}
+	if n := len(pids(out.String())); n != 3 {
+		t.Errorf("saw %d pids; want 3\n%s", n, out.String())
+	}
+	requireClean(t, out.String())
 }
 
 // TestExitWithoutFinalize: a rank that exits 0 after Init without calling
