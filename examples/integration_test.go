@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image/gif"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -374,5 +375,56 @@ func TestGorunKilled(t *testing.T) {
 	}
 	if left, _ := filepath.Glob("/dev/shm/gorun-" + job + "-*"); len(left) > 0 {
 		t.Errorf("shared-memory files of job %s left behind: %v", job, left)
+	}
+}
+
+var checksumLine = regexp.MustCompile(`(?m)^checksum of the final T and q: ([0-9a-f]{64})$`)
+
+// TestWeather runs the weather example through gorun, alone and as 4 ranks
+// over shared memory: the final fields are bitwise the same, and each run
+// writes an animated GIF of several frames.
+func TestWeather(t *testing.T) {
+	run := func(n int, flags ...string) (sum string, out string) {
+		t.Helper()
+		out = t.TempDir()
+		args := append([]string{"-n", strconv.Itoa(n)}, flags...)
+		args = append(args, "./weather", "-nx", "37", "-ny", "23", "-steps", "20", "-every", "5", "-out", out)
+		r := gorun(t, args...)
+		if r.code != 0 {
+			t.Fatalf("gorun %q: exit %d\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)
+		}
+		m := checksumLine.FindStringSubmatch(r.stdout)
+		if m == nil {
+			t.Fatalf("gorun %q printed no checksum line:\n%s", args, r.stdout)
+		}
+		if n > 1 {
+			// Every pair of ranks talks through shared memory.
+			for i := range n {
+				for j := range n {
+					if l := fmt.Sprintf("mpi: route %d->%d shm", i, j); i != j && !hasLine(r.stderr, l) {
+						t.Errorf("-n %d: stderr lacks %q:\n%s", n, l, r.stderr)
+					}
+				}
+			}
+		}
+		return m[1], out
+	}
+	alone, dir1 := run(1)
+	four, dir4 := run(4, "-x", "GORUN_DEBUG=routes")
+	if alone != four {
+		t.Errorf("final fields differ: checksum %s with 1 rank, %s with 4", alone, four)
+	}
+	for _, dir := range []string{dir1, dir4} {
+		f, err := os.Open(filepath.Join(dir, "weather.gif"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := gif.DecodeAll(f)
+		f.Close()
+		if err != nil {
+			t.Errorf("%s/weather.gif: %v", dir, err)
+		} else if len(g.Image) <= 1 {
+			t.Errorf("%s/weather.gif has %d frames; want several", dir, len(g.Image))
+		}
 	}
 }
