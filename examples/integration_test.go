@@ -10,10 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image/gif"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,9 +57,17 @@ type result struct {
 // gorun runs the gorun binary with args and returns its exit code and output.
 func gorun(t *testing.T, args ...string) result {
 	t.Helper()
+	return runIn(t, "", bin.gorun, args...)
+}
+
+// runIn runs program with args in dir ("" for the current directory) and
+// returns its exit code and output.
+func runIn(t *testing.T, dir, program string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin.gorun, args...)
+	cmd := exec.CommandContext(ctx, program, args...)
+	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -66,7 +76,7 @@ func gorun(t *testing.T, args ...string) result {
 	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("gorun %v: %v", args, err)
+		t.Fatalf("%s %v: %v", filepath.Base(program), args, err)
 	}
 	return result{code, stdout.String(), stderr.String()}
 }
@@ -108,15 +118,23 @@ func requireGone(t *testing.T, ps []int) {
 }
 
 // requireClean fails if a rank process or a shared-memory file of the job
-// whose testprog output is out remains.
+// whose testprog output is out remains, or if out has no pid line to tell.
 func requireClean(t *testing.T, out string) {
 	t.Helper()
 	requireGone(t, pids(out))
-	for _, m := range pidLine.FindAllStringSubmatch(out, 1) {
-		if left, _ := filepath.Glob("/dev/shm/gorun-" + m[3] + "-*"); len(left) > 0 {
-			t.Errorf("shared-memory files of job %s left behind: %v", m[3], left)
-		}
+	m := pidLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Errorf("no rank printed its pid and job: cannot check that nothing is left\n%s", out)
+		return
 	}
+	if left, _ := filepath.Glob("/dev/shm/gorun-" + m[3] + "-*"); len(left) > 0 {
+		t.Errorf("shared-memory files of job %s left behind: %v", m[3], left)
+	}
+}
+
+// hasLine reports whether text has the line l.
+func hasLine(text, l string) bool {
+	return slices.Contains(strings.Split(text, "\n"), l)
 }
 
 func TestRing(t *testing.T) {
@@ -146,6 +164,48 @@ func TestHello(t *testing.T) {
 	}
 }
 
+// TestFirstProgram: the program of the README's "Your first parallel
+// program" is examples/first, and it runs as the README says: with
+// "gorun -n 2 ." and alone with "go run .".
+func TestFirstProgram(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Your first parallel program\n")
+	_, code, ok2 := strings.Cut(section, "\n```go\n")
+	code, _, ok3 := strings.Cut(code, "\n```\n")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no Go code block in a section \"Your first parallel program\"")
+	}
+	file, err := os.ReadFile("first/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code+"\n" != string(file) {
+		t.Fatalf("the README's first program differs from examples/first/main.go; make them the same\nREADME:\n%s", code)
+	}
+
+	r := runIn(t, "first", bin.gorun, "-n", "2", ".")
+	if want := "rank 1 got [3.14 2.72] from rank 0\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("gorun -n 2 .: exit %d, stdout %q; want 0 and %q\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range os.Environ() { // alone: no job to join
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "GORUN_") {
+			t.Setenv(name, "")
+			os.Unsetenv(name)
+		}
+	}
+	r = runIn(t, "first", goTool, "run", ".")
+	if want := "rank 0 is alone: no one to send to (run me with gorun -n 2 .)\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("go run .: exit %d, stdout %q; want 0 and %q\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+	}
+}
+
 // TestExchange: every pair of 8 ranks exchanges messages of random sizes
 // (0 to 8 MiB) and tags over shared memory, and 5 ranks over TCP; every
 // element, the count, the tag and the per-sender order are checked, so a
@@ -169,12 +229,24 @@ func exchangeJob(t *testing.T, n int, count, maxBytes string, flags ...string) {
 	requireClean(t, r.stdout)
 }
 
+var exitingLine = regexp.MustCompile(`(?m)^exiting 2 (\d+)$`)
+
 // TestRankFails: one rank exits with status 3 while the others block
-// receiving from it: gorun names the rank, exits 3 and leaves nothing.
+// receiving from it: gorun names the rank, exits 3 within 2 seconds of the
+// failure and leaves nothing.
 func TestRankFails(t *testing.T) {
 	r := gorun(t, "-n", "4", bin.testprog, "fail", "2", "3")
+	end := time.Now()
 	if r.code != 3 {
 		t.Fatalf("exit %d; want 3\nstderr:\n%s", r.code, r.stderr)
+	}
+	// The failing rank printed the wall-clock time just before exiting.
+	if m := exitingLine.FindStringSubmatch(r.stdout); m == nil {
+		t.Errorf("rank 2 did not say when it exited:\n%s", r.stdout)
+	} else if ns, err := strconv.ParseInt(m[1], 10, 64); err != nil {
+		t.Error(err)
+	} else if d := end.Sub(time.Unix(0, ns)); d > 2*time.Second {
+		t.Errorf("gorun ended %v after rank 2 failed; want within 2s", d.Round(time.Millisecond))
 	}
 	if !regexp.MustCompile(`gorun: rank 2 \(pid \d+ on host \S+\) exited with status 3`).MatchString(r.stderr) {
 		t.Errorf("stderr does not name rank 2, its pid, host and status:\n%s", r.stderr)
@@ -196,19 +268,22 @@ func TestRankKilled(t *testing.T) {
 	requireClean(t, r.stdout)
 }
 
+// TestTimeout: --timeout ends a job of blocked ranks with status 124 and a
+// message saying so, and leaves nothing.
 func TestTimeout(t *testing.T) {
 	r := gorun(t, "-n", "3", "--timeout", "2s", bin.testprog, "block")
-	if r.code == 0 {
-		t.Fatalf("a job of blocked ranks exited 0 under --timeout")
+	if r.code != 124 {
+		t.Errorf("a job of blocked ranks under --timeout exited %d; want 124", r.code)
 	}
-	if !strings.Contains(r.stderr, "timed out") {
-		t.Errorf("stderr does not say the job timed out:\n%s", r.stderr)
+	if want := "gorun: job timed out after 2s; stopping 3 ranks"; !hasLine(r.stderr, want) {
+		t.Errorf("stderr lacks the line %q:\n%s", want, r.stderr)
 	}
 	requireClean(t, r.stdout)
 }
 
 // TestInterrupt: SIGINT to gorun while every rank is blocked in a receive
-// ends the job with status 130 and no rank left running.
+// ends the job with status 130 and a message saying so, and leaves no rank
+// running and no shared-memory file.
 func TestInterrupt(t *testing.T) {
 	cmd := exec.Command(bin.gorun, "-n", "3", bin.testprog, "block")
 	stdout, err := cmd.StdoutPipe()
@@ -221,22 +296,29 @@ func TestInterrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every rank prints its pid after Init; wait for all three.
-	var ps []int
+	var out strings.Builder
 	sc := bufio.NewScanner(stdout)
-	for len(ps) < 3 && sc.Scan() {
-		ps = append(ps, pids(sc.Text())...)
+	for len(pids(out.String())) < 3 && sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	for sc.Scan() { // drain until gorun closes its stdout
+		out.WriteString(sc.Text() + "\n")
 	}
 	err = cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 		t.Fatalf("gorun after SIGINT: %v; want exit status 130\n%s", err, stderr.String())
 	}
-	requireGone(t, ps)
+	if want := "gorun: interrupted; stopping 3 ranks"; !hasLine(stderr.String(), want) {
+		t.Errorf("stderr lacks the line %q:\n%s", want, stderr.String())
+	}
+	if n := len(pids(out.String())); n != 3 {
+		t.Errorf("saw %d pids; want 3\n%s", n, out.String())
+	}
+	requireClean(t, out.String())
 }
 
 // TestExitWithoutFinalize: a rank that exits 0 after Init without calling
@@ -293,5 +375,56 @@ func TestGorunKilled(t *testing.T) {
 	}
 	if left, _ := filepath.Glob("/dev/shm/gorun-" + job + "-*"); len(left) > 0 {
 		t.Errorf("shared-memory files of job %s left behind: %v", job, left)
+	}
+}
+
+var checksumLine = regexp.MustCompile(`(?m)^checksum of the final T and q: ([0-9a-f]{64})$`)
+
+// TestWeather runs the weather example through gorun, alone and as 4 ranks
+// over shared memory: the final fields are bitwise the same, and each run
+// writes an animated GIF of several frames.
+func TestWeather(t *testing.T) {
+	run := func(n int, flags ...string) (sum string, out string) {
+		t.Helper()
+		out = t.TempDir()
+		args := append([]string{"-n", strconv.Itoa(n)}, flags...)
+		args = append(args, "./weather", "-nx", "37", "-ny", "23", "-steps", "20", "-every", "5", "-out", out)
+		r := gorun(t, args...)
+		if r.code != 0 {
+			t.Fatalf("gorun %q: exit %d\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)
+		}
+		m := checksumLine.FindStringSubmatch(r.stdout)
+		if m == nil {
+			t.Fatalf("gorun %q printed no checksum line:\n%s", args, r.stdout)
+		}
+		if n > 1 {
+			// Every pair of ranks talks through shared memory.
+			for i := range n {
+				for j := range n {
+					if l := fmt.Sprintf("mpi: route %d->%d shm", i, j); i != j && !hasLine(r.stderr, l) {
+						t.Errorf("-n %d: stderr lacks %q:\n%s", n, l, r.stderr)
+					}
+				}
+			}
+		}
+		return m[1], out
+	}
+	alone, dir1 := run(1)
+	four, dir4 := run(4, "-x", "GORUN_DEBUG=routes")
+	if alone != four {
+		t.Errorf("final fields differ: checksum %s with 1 rank, %s with 4", alone, four)
+	}
+	for _, dir := range []string{dir1, dir4} {
+		f, err := os.Open(filepath.Join(dir, "weather.gif"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := gif.DecodeAll(f)
+		f.Close()
+		if err != nil {
+			t.Errorf("%s/weather.gif: %v", dir, err)
+		} else if len(g.Image) <= 1 {
+			t.Errorf("%s/weather.gif has %d frames; want several", dir, len(g.Image))
+		}
 	}
 }

@@ -8,8 +8,9 @@ import (
 
 // ErrUsage is wrapped by every error that blames the caller's input rather
 // than the system: an invalid [Config], a PROGRAM that does not exist or is
-// not executable or not a program, a malformed -x entry, a missing working
-// directory. No rank is left running when Run returns such an error. The
+// not executable or not a program (a Go package that is not package main, a
+// script or executable whose interpreter or loader is missing), a malformed
+// -x entry, a missing working directory. No rank is left running when Run returns such an error. The
 // gorun command exits with status 2 for it.
 var ErrUsage = errors.New("launcher: usage error")
 

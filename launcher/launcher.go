@@ -193,6 +193,9 @@ func Run(ctx context.Context, cfg Config) (code int, err error) {
 				j.report("gorun: interrupted while building %s", cfg.Program)
 				return interruptCode(ctx), nil
 			}
+			if errors.Is(err, ErrUsage) {
+				return ExitUsage, err
+			}
 			return ExitFailure, err
 		}
 		defer cleanup()

@@ -3,6 +3,7 @@ package launcher_test
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -604,6 +605,39 @@ func main() { fmt.Println("hello from", os.Getenv("GORUN_RANK"), os.Args[1]) }
 			t.Errorf("code %d, output %q; want 0 and %q\nstderr:\n%s", res.code, got, want, res.stderr)
 		}
 	})
+	// "." and ".." are package directories, as for "go run"; other bare
+	// names are still commands on PATH, even if a file of that name is here.
+	t.Run("dot-and-dotdot", func(t *testing.T) {
+		dir := writeModule(t, `package main
+
+import ("fmt"; "os")
+
+func main() { fmt.Println("package main of rank", os.Getenv("GORUN_RANK")) }
+`)
+		sub := filepath.Join(dir, "sub")
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "echo"), []byte("#!/bin/sh\necho local echo\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"package main of rank 0", "package main of rank 1"}
+		for _, tc := range []struct{ cwd, program string }{{dir, "."}, {sub, ".."}} {
+			t.Chdir(tc.cwd)
+			res, err := tryRun(t.Context(), launcher.Config{N: 2, Program: tc.program})
+			got := lines(res.stdout)
+			slices.Sort(got)
+			if err != nil || res.code != 0 || !slices.Equal(got, want) {
+				t.Errorf("Program %q in %s: code %d, error %v, output %q; want 0 and %q\nstderr:\n%s",
+					tc.program, tc.cwd, res.code, err, got, want, res.stderr)
+			}
+		}
+		t.Chdir(dir)
+		res := run(t, launcher.Config{N: 1, Program: "echo", Args: []string{"from PATH"}})
+		if res.code != 0 || res.stdout != "from PATH\n" {
+			t.Errorf("Program \"echo\" beside a file named echo: code %d, output %q; want the echo on PATH", res.code, res.stdout)
+		}
+	})
 	t.Run("compile-error", func(t *testing.T) {
 		dir := writeModule(t, "package main\n\nfunc main() { undefinedThing() }\n")
 		res, err := tryRun(t.Context(), launcher.Config{N: 2, Program: dir})
@@ -614,8 +648,63 @@ func main() { fmt.Println("hello from", os.Getenv("GORUN_RANK"), os.Args[1]) }
 			t.Errorf("compiler error not shown; stderr:\n%s", res.stderr)
 		}
 	})
+	// go/build, which Resolve asks, sees package main; go build, with the
+	// tag from GOFLAGS, sees package lib and makes no executable.
+	t.Run("not-main-when-built", func(t *testing.T) {
+		dir := writeModule(t, "//go:build !gorunlib\n\npackage main\n\nfunc main() {}\n")
+		if err := os.WriteFile(filepath.Join(dir, "lib.go"), []byte("//go:build gorunlib\n\npackage lib\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("GOFLAGS", "-tags=gorunlib")
+		res, err := tryRun(t.Context(), launcher.Config{N: 2, Program: dir})
+		want := fmt.Sprintf("launcher: program %q is a library package, not a main package: gorun runs commands (package main, with a func main), as go run does", dir)
+		if !errors.Is(err, launcher.ErrUsage) || res.code != launcher.ExitUsage || err.Error() != want {
+			t.Errorf("Run = %d, %v; want %d and %q", res.code, err, launcher.ExitUsage, want)
+		}
+	})
 	if left, _ := filepath.Glob(filepath.Join(tmp, "gorun-build-*")); len(left) > 0 {
 		t.Errorf("build directories left behind: %q", left)
+	}
+}
+
+// TestMissingLoader: a dynamically linked executable whose loader does not
+// exist fails to start with a message naming the loader.
+func TestMissingLoader(t *testing.T) {
+	t.Parallel()
+	exe, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true command")
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Skipf("%s is not an ELF file: %v", exe, err)
+	}
+	const loader = "/nonexistent/ld.so"
+	patched := false
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP && p.Filesz > uint64(len(loader)) {
+			// Same size, NUL padded: the kernel then looks for loader.
+			interp := b[p.Off : p.Off+p.Filesz]
+			clear(interp)
+			copy(interp, loader)
+			patched = true
+		}
+	}
+	if !patched {
+		t.Skipf("%s is not dynamically linked", exe)
+	}
+	prog := filepath.Join(t.TempDir(), "true")
+	if err := os.WriteFile(prog, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	res, err := tryRun(t.Context(), launcher.Config{N: 2, Program: prog})
+	want := "launcher: cannot start " + prog + ": the program exists but its loader " + loader + " does not exist; it was built for another system or C library: rebuild it here, or link it statically"
+	if !errors.Is(err, launcher.ErrUsage) || res.code != launcher.ExitUsage || err.Error() != want {
+		t.Errorf("Run = %d, %v; want %d and %q", res.code, err, launcher.ExitUsage, want)
 	}
 }
 
@@ -630,6 +719,19 @@ func TestUsageErrors(t *testing.T) {
 	if err := os.WriteFile(notProg, []byte("no #! line\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	noInterp := filepath.Join(dir, "script")
+	if err := os.WriteFile(noInterp, []byte("#!/nonexistent/sh -e\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lib := filepath.Join(dir, "lib")
+	if err := os.Mkdir(lib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"go.mod": "module example.com/lib\n\ngo 1.26\n", "lib.go": "package lib\n\nfunc F() {}\n"} {
+		if err := os.WriteFile(filepath.Join(lib, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name string
 		cfg  launcher.Config
@@ -643,6 +745,10 @@ func TestUsageErrors(t *testing.T) {
 		{"not-executable", launcher.Config{N: 1, Program: notExec}, "is not executable"},
 		{"not-a-program", launcher.Config{N: 2, Program: notProg}, "not a program for this system"},
 		{"dir-without-go", launcher.Config{N: 1, Program: dir}, "directory without .go files"},
+		{"missing-interpreter", launcher.Config{N: 2, Program: noInterp},
+			"cannot start " + noInterp + `: the program exists but its interpreter /nonexistent/sh, named by its first line "#!/nonexistent/sh -e", does not exist; install it or correct the #! line`},
+		{"not-main-package", launcher.Config{N: 2, Program: lib},
+			fmt.Sprintf("program %q is package lib, not a main package: gorun runs commands (package main, with a func main)", lib)},
 		{"bad-wdir", launcher.Config{N: 1, Program: rankprog, Wdir: filepath.Join(dir, "missing")}, "working directory"},
 		{"bad-x", launcher.Config{N: 1, Program: rankprog, Env: []string{"=v"}}, "want NAME or NAME=VALUE"},
 		{"x-launcher-var", launcher.Config{N: 1, Program: rankprog, Env: []string{"GORUN_RANK=3"}}, "gorun sets GORUN_RANK"},

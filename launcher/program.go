@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/build"
 	"io"
 	"io/fs"
 	"os"
@@ -26,10 +27,17 @@ type Program struct {
 
 // Resolve decides what name, the PROGRAM argument of gorun, refers to:
 //
-//   - a name without a slash is looked up on PATH, as a shell does;
+//   - "." and ".." are paths, as for "go run": "gorun -n 2 ." builds and
+//     runs the Go package in the current directory;
+//   - any other name without a slash is looked up on PATH, as a shell does,
+//     even if a file of that name exists in the current directory;
 //   - a path (relative to the current directory, not to Config.Wdir) names
 //     either an executable file or a directory holding .go files, which is
-//     a Go package to build.
+//     a Go package to build. It must be a command (package main): a
+//     directory whose files are another package, such as a library, is an
+//     error. The package clause is read as go/build reads it for this GOOS
+//     and GOARCH; a directory go/build cannot read (say, with two
+//     packages) is left to [Build] to report.
 //
 // Every error wraps [ErrUsage] and says what to do instead; an error from
 // the file system is wrapped too.
@@ -37,7 +45,7 @@ func Resolve(name string) (Program, error) {
 	if name == "" {
 		return Program{}, usageErrorf(nil, "no program given; usage: gorun [flags] PROGRAM [ARGS...]")
 	}
-	if !strings.Contains(name, "/") {
+	if !strings.Contains(name, "/") && name != "." && name != ".." {
 		p, err := exec.LookPath(name)
 		if errors.Is(err, exec.ErrDot) {
 			err = nil // PATH explicitly contains "." or ""; honour it like a shell
@@ -73,6 +81,9 @@ func Resolve(name string) (Program, error) {
 		if !ok {
 			return Program{}, usageErrorf(nil, "program %q is a directory without .go files; give an executable or a Go package directory", name)
 		}
+		if pkg, err := build.ImportDir(abs, 0); err == nil && pkg.Name != "main" {
+			return Program{}, notMainError(name, pkg.Name)
+		}
 		return Program{Package: abs}, nil
 	}
 	if !fi.Mode().IsRegular() {
@@ -85,6 +96,16 @@ func Resolve(name string) (Program, error) {
 		return Program{}, usageErrorf(err, "program %q is not executable (chmod +x %s)", name, name)
 	}
 	return Program{Path: abs}, nil
+}
+
+// notMainError is the error for a PROGRAM directory of the Go package
+// pkgName (empty if not known), which is not package main.
+func notMainError(name, pkgName string) error {
+	what := "a library package"
+	if pkgName != "" {
+		what = "package " + pkgName
+	}
+	return usageErrorf(nil, "program %q is %s, not a main package: gorun runs commands (package main, with a func main), as go run does", name, what)
 }
 
 // hasGoFiles reports whether dir directly contains a .go file.
@@ -108,7 +129,9 @@ func hasGoFiles(dir string) (bool, error) {
 // path of the executable and a cleanup function that removes the temporary
 // directory; the caller must call it once the program is no longer needed.
 // On failure nothing is left behind and the error says that the compiler's
-// messages were written to stderr. Cancelling ctx kills the build.
+// messages were written to stderr; if the package compiles but is not
+// package main, so that go build makes no executable, the error wraps
+// [ErrUsage] and says so. Cancelling ctx kills the build.
 func Build(ctx context.Context, dir string, stderr io.Writer) (path string, cleanup func(), err error) {
 	if stderr == nil {
 		stderr = io.Discard
@@ -134,6 +157,12 @@ func Build(ctx context.Context, dir string, stderr io.Writer) (path string, clea
 		// Best effort: the directory is ours and empty or holds a partial binary.
 		_ = os.RemoveAll(tmp)
 		return "", nil, fmt.Errorf("launcher: cannot build Go package %s (go build's messages are above): %w", dir, err)
+	}
+	// For a package other than main, go build -o writes an archive, not an
+	// executable. (Resolve normally catches this earlier.)
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm()&0o111 == 0 {
+		_ = os.RemoveAll(tmp) // best effort, as above
+		return "", nil, notMainError(dir, "")
 	}
 	return out, func() {
 		// Best effort: a leftover temporary directory harms nothing.

@@ -1,6 +1,9 @@
 package launcher
 
 import (
+	"bufio"
+	"bytes"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -93,6 +96,10 @@ func (s localSpawner) start(spec procSpec) (p *process, err error) {
 			return nil, usageErrorf(err, "cannot start %s: not a program for this system (a script needs a #! line)", spec.path)
 		case errors.Is(err, syscall.EACCES):
 			return nil, usageErrorf(err, "cannot start %s: permission denied", spec.path)
+		case errors.Is(err, syscall.ENOENT):
+			if _, serr := os.Stat(spec.path); serr == nil {
+				return nil, usageErrorf(err, "cannot start %s: %s", spec.path, missingInterpreter(spec.path))
+			}
 		}
 		return nil, fmt.Errorf("launcher: cannot start rank %d (%s): %w", spec.rank, spec.path, err)
 	}
@@ -100,6 +107,43 @@ func (s localSpawner) start(spec procSpec) (p *process, err error) {
 		drained: make(chan struct{})}
 	p.forwarders.Store(2)
 	return p, nil
+}
+
+// missingInterpreter explains why the existing file path could not be
+// executed with ENOENT: the interpreter of its #! line, or the loader (ELF
+// interpreter) of a dynamically linked executable, does not exist.
+func missingInterpreter(path string) string {
+	const hint = "the program exists but its %s; %s"
+	if f, err := os.Open(path); err == nil {
+		line, _ := bufio.NewReader(f).ReadSlice('\n')
+		f.Close()
+		line = bytes.TrimRight(line, "\r\n")
+		if rest, ok := bytes.CutPrefix(line, []byte("#!")); ok {
+			interp := string(rest)
+			if fs := bytes.Fields(rest); len(fs) > 0 {
+				interp = string(fs[0])
+			}
+			return fmt.Sprintf(hint, fmt.Sprintf("interpreter %s, named by its first line %q, does not exist", interp, line),
+				"install it or correct the #! line")
+		}
+	}
+	if f, err := elf.Open(path); err == nil {
+		defer f.Close()
+		for _, p := range f.Progs {
+			if p.Type != elf.PT_INTERP {
+				continue
+			}
+			b := make([]byte, min(p.Filesz, 4096))
+			if _, err := p.ReadAt(b, 0); err == nil {
+				if i := bytes.IndexByte(b, 0); i >= 0 {
+					b = b[:i]
+				}
+				return fmt.Sprintf(hint, fmt.Sprintf("loader %s does not exist", b),
+					"it was built for another system or C library: rebuild it here, or link it statically")
+			}
+		}
+	}
+	return fmt.Sprintf(hint, "interpreter or loader does not exist", "install it, or rebuild the program for this system")
 }
 
 // signalGroup sends sig to the process group of p (whose id is p's pid,

@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -50,7 +51,55 @@ func (e *exitError) Error() string { return e.msg }
 
 // usage returns an error for a command-line mistake (exit status 2).
 func usage(format string, args ...any) error {
-	return &exitError{msg: fmt.Sprintf(format, args...) + " (see gorun --help)", code: launcher.ExitUsage}
+	return usageOf("gorun", format, args...)
+}
+
+// usageOf returns an error for a mistake on the command line of command
+// (gorun, gorun daemon, gorun secret), pointing to its help (exit status 2).
+func usageOf(command, format string, args ...any) error {
+	return &exitError{msg: fmt.Sprintf(format, args...) + " (see " + command + " --help)", code: launcher.ExitUsage}
+}
+
+// flagInError finds the flag an error of package flag names. Package flag
+// writes every flag with one dash (-bogus for --bogus).
+var flagInError = regexp.MustCompile(`^(flag provided but not defined: |flag needs an argument: |invalid value ".*" for flag |invalid boolean value ".*" for )-([^\s:=]+)`)
+
+// onUsageError returns the OnUsageError of command (gorun, gorun daemon,
+// gorun secret), run with the command line args: it turns a parse error
+// into a usage error that names the flag as the user typed it (--bogus,
+// not -bogus) and points to the command's help.
+func onUsageError(args []string, command string) cli.OnUsageErrorFunc {
+	return func(_ *cli.Context, err error, _ bool) error {
+		msg := err.Error()
+		m := flagInError.FindStringSubmatchIndex(msg)
+		if m == nil {
+			return usageOf(command, "%s", msg)
+		}
+		name := msg[m[4]:m[5]]
+		typed := typedFlag(args, name)
+		if strings.HasPrefix(msg, "flag provided but not defined: ") {
+			if command == "gorun" {
+				return usageOf(command, "unknown flag %s; gorun's flags go before PROGRAM", typed)
+			}
+			return usageOf(command, "unknown flag %s for %s", typed, command)
+		}
+		return usageOf(command, "%s%s%s", msg[:m[4]-1], typed, msg[m[5]:])
+	}
+}
+
+// typedFlag returns the flag name as written in args (--name or -name,
+// without any =value), or -name if it is not there.
+func typedFlag(args []string, name string) string {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		flag, _, _ := strings.Cut(a, "=")
+		if dashes := len(flag) - len(strings.TrimLeft(flag, "-")); (dashes == 1 || dashes == 2) && flag[dashes:] == name {
+			return flag
+		}
+	}
+	return "-" + name
 }
 
 // run runs gorun with the command line args (args[0] is the program name)
@@ -79,7 +128,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer close(done)
 
 	code := 0
-	app := newApp(stdin, stdout, stderr, &code)
+	app := newApp(args, stdin, stdout, stderr, &code)
 	err := app.RunContext(ctx, args)
 	if err == nil {
 		return code
@@ -101,7 +150,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 const usageText = `gorun [flags] PROGRAM [ARGS...]
 
 PROGRAM is an executable (./sim, /usr/bin/hostname), a command on PATH
-(hostname) or a Go package directory (./examples/hello), which gorun
+(hostname) or a Go package directory (., ./examples/hello), which gorun
 builds first like "go run". gorun's flags must come before PROGRAM;
 everything after PROGRAM goes to the program untouched (use -- to end
 gorun's flags explicitly).`
@@ -135,9 +184,9 @@ A hostfile lists one host per line: "node1 slots=4" or "node1:4"
 (optionally @PORT for a daemon not on 7070). Without --hostfile or
 --host the job runs on this machine and needs no daemon.`
 
-// newApp returns the urfave/cli application; the root action stores the
-// job's exit status in *code.
-func newApp(stdin io.Reader, stdout, stderr io.Writer, code *int) *cli.App {
+// newApp returns the urfave/cli application for the command line args;
+// the root action stores the job's exit status in *code.
+func newApp(args []string, stdin io.Reader, stdout, stderr io.Writer, code *int) *cli.App {
 	return &cli.App{
 		Name:                      "gorun",
 		Usage:                     "run a program as N parallel ranks (MPI style)",
@@ -151,13 +200,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, code *int) *cli.App {
 		ErrWriter:                 stderr,
 		// Errors are printed and mapped to exit statuses by run.
 		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			msg := err.Error()
-			if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
-				return usage("unknown flag %s; gorun's flags go before PROGRAM", name)
-			}
-			return usage("%s", msg)
-		},
+		OnUsageError:   onUsageError(args, "gorun"),
 		Flags: []cli.Flag{
 			&cli.IntFlag{
 				Name: "n", Aliases: []string{"np"},
@@ -215,7 +258,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, code *int) *cli.App {
 				Usage: "stop the job after `DURATION` (e.g. 90s, 5m; a bare number is seconds) and exit with status 124",
 			},
 		},
-		Commands: []*cli.Command{daemonCommand(stderr), secretCommand(stdout)},
+		Commands: []*cli.Command{daemonCommand(args, stderr), secretCommand(args, stdout)},
 		Action: func(c *cli.Context) error {
 			if !c.Args().Present() {
 				return usage("missing PROGRAM; usage: gorun [flags] PROGRAM [ARGS...]")
@@ -299,10 +342,11 @@ func hostsConfig(c *cli.Context, cfg *launcher.Config) error {
 }
 
 // daemonCommand is "gorun daemon": the per-host agent of multi-host jobs.
-func daemonCommand(stderr io.Writer) *cli.Command {
+func daemonCommand(args []string, stderr io.Writer) *cli.Command {
 	return &cli.Command{
-		Name:  "daemon",
-		Usage: "serve multi-host jobs on this machine (to run a program named daemon, write ./daemon)",
+		Name:         "daemon",
+		OnUsageError: onUsageError(args, "gorun daemon"),
+		Usage:        "serve multi-host jobs on this machine (to run a program named daemon, write ./daemon)",
 		Description: `Runs until SIGINT or SIGTERM, starting the ranks of jobs on this machine
 for gorun launchers that prove the shared secret. The secret file must
 exist, belong to this user and be readable by nobody else (mode 0600).`,
@@ -355,10 +399,11 @@ exist, belong to this user and be readable by nobody else (mode 0600).`,
 }
 
 // secretCommand is "gorun secret": it makes the shared secret.
-func secretCommand(stdout io.Writer) *cli.Command {
+func secretCommand(args []string, stdout io.Writer) *cli.Command {
 	return &cli.Command{
-		Name:  "secret",
-		Usage: "make a new secret file for the daemons (to run a program named secret, write ./secret)",
+		Name:         "secret",
+		OnUsageError: onUsageError(args, "gorun secret"),
+		Usage:        "make a new secret file for the daemons (to run a program named secret, write ./secret)",
 		Description: `Writes 32 random bytes, hex encoded, to a new file with mode 0600. Copy
 the file to the same place on every host (or give its path with
 --secret-file to gorun and gorun daemon). An existing file is never

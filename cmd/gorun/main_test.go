@@ -66,8 +66,17 @@ func TestUsageErrors(t *testing.T) {
 		code int
 		want string // the one line on stderr
 	}{
+		// Flags are named as typed: package flag writes -bogus for --bogus.
 		{"unknown-flag", []string{"--bogus", rankprog}, 2,
+			"gorun: unknown flag --bogus; gorun's flags go before PROGRAM (see gorun --help)"},
+		{"unknown-flag-one-dash", []string{"-bogus", rankprog}, 2,
 			"gorun: unknown flag -bogus; gorun's flags go before PROGRAM (see gorun --help)"},
+		{"unknown-flag-with-value", []string{"-n", "2", "--bogus=1", rankprog}, 2,
+			"gorun: unknown flag --bogus; gorun's flags go before PROGRAM (see gorun --help)"},
+		{"daemon-unknown-flag", []string{"daemon", "--bogus"}, 2,
+			"gorun: unknown flag --bogus for gorun daemon (see gorun daemon --help)"},
+		{"secret-flag-without-value", []string{"secret", "--out"}, 2,
+			"gorun: flag needs an argument: --out (see gorun secret --help)"},
 		{"n=0", []string{"-n", "0", rankprog}, 2,
 			"gorun: the number of ranks (-n) must be at least 1, got 0"},
 		{"np=-2", []string{"-np", "-2", rankprog}, 2,
@@ -83,7 +92,9 @@ func TestUsageErrors(t *testing.T) {
 		{"not-on-path", []string{"no-such-command-gorun"}, 2,
 			`gorun: program "no-such-command-gorun" not found on PATH; give a path (./no-such-command-gorun), a command on PATH or a Go package directory`},
 		{"bad-timeout", []string{"--timeout", "soon", rankprog}, 2,
-			`gorun: invalid value "soon" for flag -timeout: want a duration such as 90s or 5m, or seconds (see gorun --help)`},
+			`gorun: invalid value "soon" for flag --timeout: want a duration such as 90s or 5m, or seconds (see gorun --help)`},
+		{"bad-bool", []string{"--tag-output=maybe", rankprog}, 2,
+			`gorun: invalid boolean value "maybe" for --tag-output: parse error (see gorun --help)`},
 		{"daemon-no-secret", []string{"daemon", "--listen", "127.0.0.1:0", "--secret-file", "/no/such/secret"}, 2,
 			`gorun: secret file /no/such/secret does not exist; make one with "gorun secret --out /no/such/secret" and copy it to every host (mode 0600)`},
 		{"host-and-hostfile", []string{"--host", "a", "--hostfile", "f", rankprog}, 2,
@@ -120,6 +131,72 @@ func TestNotExecutable(t *testing.T) {
 	want := fmt.Sprintf("gorun: program %q is not executable (chmod +x %s)", f, f)
 	if code != 2 || strings.TrimSpace(stderr) != want {
 		t.Errorf("exit %d, %q; want 2, %q", code, stderr, want)
+	}
+}
+
+// children returns the pids of this process's children, from
+// /proc/self/task/*/children.
+func children(t *testing.T) []int {
+	t.Helper()
+	files, err := filepath.Glob("/proc/self/task/*/children")
+	if err != nil || len(files) == 0 {
+		t.Skipf("cannot list child processes: %v", err)
+	}
+	var pids []int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // the thread ended
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range strings.Fields(string(b)) {
+			p, err := strconv.Atoi(w)
+			if err != nil {
+				t.Fatalf("%s: %q", f, b)
+			}
+			pids = append(pids, p)
+		}
+	}
+	return pids
+}
+
+// TestStartFailures: a PROGRAM that cannot start is reported as such, with
+// status 2, and nothing is left running or on disk.
+func TestStartFailures(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where a build directory would be left
+	script := filepath.Join(t.TempDir(), "script")
+	if err := os.WriteFile(script, []byte("#!/nonexistent/sh\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, program, want string
+	}{
+		{"library-package", "../../runtime/mpi",
+			`gorun: program "../../runtime/mpi" is package mpi, not a main package: gorun runs commands (package main, with a func main), as go run does`},
+		{"missing-interpreter", script,
+			"gorun: cannot start " + script + `: the program exists but its interpreter /nonexistent/sh, named by its first line "#!/nonexistent/sh", does not exist; install it or correct the #! line`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := children(t)
+			code, stdout, stderr := gorun(t, "", "-n", "2", tt.program)
+			if got := lines(stderr); code != 2 || !slices.Equal(got, []string{tt.want}) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, got, tt.want)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q; want nothing", stdout)
+			}
+			for _, p := range children(t) {
+				if !slices.Contains(before, p) {
+					t.Errorf("process %d, started by gorun, is still running or unreaped", p)
+				}
+			}
+			if left, _ := filepath.Glob(filepath.Join(tmp, "*")); len(left) > 0 {
+				t.Errorf("left behind: %q", left)
+			}
+		})
 	}
 }
 

@@ -52,6 +52,7 @@ func run(o options) error {
 		return world.Abort(1, "weather: "+err.Error())
 	}
 	if world.Rank() == 0 {
+		fmt.Printf("checksum of the final T and q: %s\n", checksum(res.T, res.Q))
 		printTimings(os.Stdout, res.times)
 	}
 	return world.Finalize()

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"image"
 	"image/color"
@@ -79,6 +82,20 @@ func total(xs []float64) float64 {
 		s = t
 	}
 	return s + comp
+}
+
+// checksum returns the SHA-256, in hex, of the bits of T and then Q: two
+// runs print the same checksum exactly when their final fields are bitwise
+// the same (barring a hash collision), whatever their numbers of ranks.
+func checksum(T, Q []float64) string {
+	b := make([]byte, 0, 8*(len(T)+len(Q)))
+	for _, f := range [][]float64{T, Q} {
+		for _, v := range f {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+		}
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Pictures. Every frame uses one palette: tempLevels colours of the

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/gorun-hpc/gorun/runtime/mpi"
@@ -58,6 +59,28 @@ func TestDecompositionInvariance(t *testing.T) {
 						n, name, i, i/o.nx, i%o.nx, b[i], a[i])
 				}
 			}
+		}
+	}
+}
+
+// The checksum tells apart fields that differ in a single bit, and T from q.
+func TestChecksum(t *testing.T) {
+	T, Q := []float64{280, 281.5, 0}, []float64{0.01, 0.02, 0.03}
+	sum := checksum(T, Q)
+	if len(sum) != 64 || sum != checksum(slices.Clone(T), slices.Clone(Q)) {
+		t.Fatalf("checksum %q: want 64 hex digits, the same for equal fields", sum)
+	}
+	nextUp := slices.Clone(T)
+	nextUp[1] = math.Nextafter(T[1], math.Inf(1))
+	negZero := slices.Clone(T)
+	negZero[2] = math.Copysign(0, -1)
+	for name, other := range map[string]string{
+		"one T value one ulp up": checksum(nextUp, Q),
+		"0 turned into -0":       checksum(negZero, Q),
+		"T and q swapped":        checksum(Q, T),
+	} {
+		if other == sum {
+			t.Errorf("%s: same checksum %s", name, sum)
 		}
 	}
 }

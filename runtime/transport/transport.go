@@ -1,6 +1,6 @@
 // Package transport is the contract between the message-passing engine in
 // package mpi and the transports that move bytes between ranks (self,
-// in-process, TCP, and later shared memory).
+// in-process, TCP, and shared memory: package shm).
 //
 // A transport only moves frames: a fixed 32-byte Header followed by Header.Len
 // payload bytes. It never interprets tags or contexts and never matches

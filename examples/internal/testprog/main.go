@@ -3,7 +3,8 @@
 // <pid> <job>" so tests can check that no process or shared-memory file
 // outlives the job.
 //
-//	testprog fail R CODE   rank R exits with CODE; the others block receiving from R
+//	testprog fail R CODE   rank R prints "exiting R <unix nanoseconds>" and exits with
+//	                       CODE; the others block receiving from R
 //	testprog kill R        rank R kills itself with SIGKILL; the others block receiving from R
 //	testprog block         every rank blocks receiving from the next rank
 //	testprog exchange N [MAX]  every pair of ranks exchanges N messages of random
@@ -19,6 +20,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/gorun-hpc/gorun/runtime/mpi"
 )
@@ -47,6 +49,7 @@ func main() {
 			if os.Args[1] == "kill" {
 				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			}
+			fmt.Printf("exiting %d %d\n", rank, time.Now().UnixNano())
 			os.Exit(arg(3))
 		}
 		_, err := mpi.Recv(world, []int{0}, bad, 0)
