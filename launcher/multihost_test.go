@@ -543,8 +543,10 @@ func (c *nsCluster) breakMidJob(t *testing.T, victim *nsHost, reason string, bre
 	if elapsed > nsLostLimit {
 		t.Errorf("the job ended %v after its daemon died; want within %v", elapsed, nsLostLimit)
 	}
+	// Ranks elsewhere may notice the lost peers over TCP and exit before
+	// gorun hears of the daemon: fewer than 8 may be left to stop.
 	want := regexp.MustCompile(`(?m)^gorun: lost the daemon on host ` + regexp.QuoteMeta(victim.ip) + ` \(` +
-		regexp.QuoteMeta(reason) + `\); stopping 8 ranks$`)
+		regexp.QuoteMeta(reason) + `\); stopping [1-8] ranks$`)
 	if m := want.FindString(errs.String()); m == "" {
 		t.Errorf("stderr does not match %s:\n%s", want, errs.String())
 	} else {

@@ -1,0 +1,91 @@
+//go:build linux
+
+package mpi
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/gorun-hpc/gorun/runtime/transport/shm"
+)
+
+// shmPair builds two worlds of one 2-rank job in this process, connected
+// by a real shared-memory transport (segments in a temporary directory), as
+// two processes on one host would be, without a launcher. Cleanup closes
+// them.
+func shmPair(tb testing.TB) [2]*world {
+	tb.Helper()
+	var ws [2]*world
+	var eps [2]*shm.Endpoint
+	job := fmt.Sprintf("bench%d", os.Getpid())
+	dir := tb.TempDir()
+	for r := range ws {
+		w := newWorld(r, 2)
+		w.host, w.job = "pair", job
+		ep, err := shm.Create(shm.Config{Job: job, Rank: r, Local: []int{0, 1}, Sink: w.eng, Dir: dir})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		w.addEndpoint(ep)
+		w.setRoutes(ep, "shm", nil)
+		ws[r], eps[r] = w, ep
+		tb.Cleanup(w.close)
+	}
+	for _, ep := range eps {
+		if err := ep.Attach(tb.Context()); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for _, ep := range eps {
+		if err := ep.Unlink(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return ws
+}
+
+// BenchmarkShmPingPong is the blocking Send/Recv ping-pong of examples/bench
+// latency between two goroutines over shared memory: the whole runtime
+// path, without the noise of two launched processes. ns/op is one round
+// trip.
+func BenchmarkShmPingPong(b *testing.B) {
+	for _, size := range []int{8, 4 << 10} {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			ws := shmPair(b)
+			c0, c1 := ws[0].comm, ws[1].comm
+			out, in := make([]byte, size), make([]byte, size)
+			echo, ein := make([]byte, size), make([]byte, size)
+			done := make(chan error, 1)
+			n := b.N
+			go func() { // the echo side: answers n pings, then exits
+				for range n {
+					if _, err := Recv(c1, ein, 0, 1); err != nil {
+						done <- err
+						return
+					}
+					if err := Send(c1, echo, 0, 1); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range n {
+				if err := Send(c0, out, 1, 1); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := Recv(c0, in, 1, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*n)/1000, "µs/halfRTT")
+		})
+	}
+}
