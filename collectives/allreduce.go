@@ -35,56 +35,73 @@ const (
 // communicator of nodeMinRanks or more ranks learns its host layout with
 // collective SplitType and Split calls, cached for later calls.
 func Allreduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T]) error {
-	run, err := planAllreduce(c, send, recv, op)
+	p, err := planAllreduce(c, send, recv, op)
 	if err != nil {
 		return err
 	}
-	return run()
+	return p.run()
 }
 
 // Iallreduce starts an Allreduce and returns its Request. send and recv
 // must not be touched until the request completes. The first call on a
 // communicator may block while it learns the host layout (see Allreduce).
 func Iallreduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T]) *mpi.Request {
-	run, err := planAllreduce(c, send, recv, op)
-	return start(c, run, err)
+	p, err := planAllreduce(c, send, recv, op)
+	return start(c, p.run, err)
 }
 
-func planAllreduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T]) (func() error, error) {
+// allreducePlan is an Allreduce whose arguments are checked and whose
+// algorithm is chosen: a value, so that a blocking Allreduce allocates
+// nothing for it.
+type allreducePlan[T mpi.Numeric] struct {
+	k          call
+	send, recv []T
+	op         Op[T]
+	comm       bool       // op is commutative
+	h          *hierarchy // host-aware algorithm, or nil
+	alone      bool       // a communicator of one rank
+}
+
+func planAllreduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T]) (allreducePlan[T], error) {
 	const name = "allreduce"
 	if err := checkComm(name, c); err != nil {
-		return nil, err
+		return allreducePlan[T]{}, err
 	}
 	if op == nil {
-		return nil, countErr(name, "nil op")
+		return allreducePlan[T]{}, countErr(name, "nil op")
 	}
 	if send != nil && len(send) != len(recv) {
-		return nil, countErr(name, "send has %d elements, recv %d", len(send), len(recv))
+		return allreducePlan[T]{}, countErr(name, "send has %d elements, recv %d", len(send), len(recv))
 	}
 	if c.Size() == 1 {
-		return func() error { copy(recv, send); return nil }, nil
+		return allreducePlan[T]{send: send, recv: recv, alone: true}, nil
 	}
-	k := newCall(c)
-	comm := commutative(op)
-	var h *hierarchy
+	p := allreducePlan[T]{k: newCall(c), send: send, recv: recv, op: op, comm: commutative(op)}
 	if c.Size() >= nodeMinRanks {
-		var err error
-		if h, err = hierarchyOf(c); err != nil {
-			return nil, wrap(name, err)
+		h, err := hierarchyOf(c)
+		if err != nil {
+			return allreducePlan[T]{}, wrap(name, err)
 		}
-		if !h.useful || !(h.ordered || comm) {
-			h = nil
+		if h.useful && (h.ordered || p.comm) {
+			p.h = h
 		}
 	}
-	return func() error {
-		if send != nil {
-			copy(recv, send)
-		}
-		if h != nil {
-			return wrap(name, allreduceNode(k, h, recv, op, comm))
-		}
-		return wrap(name, allreduceFlat(k, recv, op, comm))
-	}, nil
+	return p, nil
+}
+
+// run carries out the planned Allreduce.
+func (p allreducePlan[T]) run() error {
+	const name = "allreduce"
+	if p.send != nil {
+		copy(p.recv, p.send)
+	}
+	switch {
+	case p.alone:
+		return nil
+	case p.h != nil:
+		return wrap(name, allreduceNode(p.k, p.h, p.recv, p.op, p.comm))
+	}
+	return wrap(name, allreduceFlat(p.k, p.recv, p.op, p.comm))
 }
 
 // allreduceFlat picks the algorithm for one level of ranks.

@@ -20,7 +20,8 @@ func allreduceRD[T mpi.Numeric](k call, buf []T, op Op[T]) error {
 	r := k.rank()
 	pof2 := pof2Below(k.size())
 	rem := k.size() - pof2
-	tmp := make([]T, len(buf))
+	tmp, sc := getScratch[T](len(buf))
+	defer putScratch(sc)
 	nr, err := foldIn(k, buf, tmp, op, rem)
 	if err != nil {
 		return err

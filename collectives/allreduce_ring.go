@@ -39,7 +39,8 @@ func reduceScatterRing[T mpi.Numeric](k call, buf []T, op Op[T], block func(i in
 		lo, hi := block(i)
 		longest = max(longest, hi-lo)
 	}
-	tmp := make([]T, longest)
+	tmp, sc := getScratch[T](longest)
+	defer putScratch(sc)
 	for s := range p - 1 {
 		slo, shi := block(((r-s-1)%p + p) % p)
 		rlo, rhi := block(((r-s-2)%p + p) % p)

@@ -5,30 +5,35 @@ import "github.com/gorun-hpc/gorun/runtime/mpi"
 // Barrier returns once every rank of c has called it (MPI_Barrier). It uses
 // the dissemination algorithm (barrier_dissemination.go).
 func Barrier(c *mpi.Comm) error {
-	run, err := planBarrier(c)
-	if err != nil {
+	k, alone, err := planBarrier(c)
+	if err != nil || alone {
 		return err
 	}
-	return run()
+	return runBarrier(k)
 }
 
 // Ibarrier starts a barrier and returns a Request that completes once every
 // rank has called Barrier or Ibarrier (MPI_Ibarrier).
 func Ibarrier(c *mpi.Comm) *mpi.Request {
-	run, err := planBarrier(c)
-	return start(c, run, err)
+	k, alone, err := planBarrier(c)
+	if alone {
+		return start(c, nop, err)
+	}
+	return start(c, func() error { return runBarrier(k) }, err)
 }
 
-func planBarrier(c *mpi.Comm) (func() error, error) {
-	const op = "barrier"
-	if err := checkComm(op, c); err != nil {
-		return nil, err
+// planBarrier checks c and draws the call's sequence number; alone reports
+// a communicator of one rank, where there is nothing to do.
+func planBarrier(c *mpi.Comm) (k call, alone bool, err error) {
+	if err := checkComm("barrier", c); err != nil {
+		return call{}, false, err
 	}
 	if c.Size() == 1 {
-		return nop, nil
+		return call{}, true, nil
 	}
-	k := newCall(c)
-	return func() error { return wrap(op, barrierDissemination(k)) }, nil
+	return newCall(c), false, nil
 }
+
+func runBarrier(k call) error { return wrap("barrier", barrierDissemination(k)) }
 
 func nop() error { return nil }

@@ -24,36 +24,53 @@ const (
 // fails with ErrMismatch (so may the ranks below it in the tree; the others
 // may wait for the job to abort).
 func Bcast[T mpi.Numeric](c *mpi.Comm, buf []T, root int) error {
-	run, err := planBcast(c, buf, root)
+	p, err := planBcast(c, buf, root)
 	if err != nil {
 		return err
 	}
-	return run()
+	return p.run()
 }
 
 // Ibcast starts a Bcast and returns its Request. buf must not be read or
 // modified until the request completes.
 func Ibcast[T mpi.Numeric](c *mpi.Comm, buf []T, root int) *mpi.Request {
-	run, err := planBcast(c, buf, root)
-	return start(c, run, err)
+	p, err := planBcast(c, buf, root)
+	return start(c, p.run, err)
 }
 
-func planBcast[T mpi.Numeric](c *mpi.Comm, buf []T, root int) (func() error, error) {
+// bcastPlan is a checked Bcast: a value, so that a blocking Bcast
+// allocates nothing for it.
+type bcastPlan[T mpi.Numeric] struct {
+	k     call
+	buf   []T
+	root  int
+	alone bool // a communicator of one rank: nothing to do
+}
+
+func planBcast[T mpi.Numeric](c *mpi.Comm, buf []T, root int) (bcastPlan[T], error) {
 	const op = "bcast"
 	if err := checkComm(op, c); err != nil {
-		return nil, err
+		return bcastPlan[T]{}, err
 	}
 	if err := checkRoot(op, c, root); err != nil {
-		return nil, err
+		return bcastPlan[T]{}, err
 	}
 	if c.Size() == 1 {
-		return nop, nil
+		return bcastPlan[T]{alone: true}, nil
 	}
-	k := newCall(c)
-	if sizeOf[T]()*len(buf) >= bcastLongBytes && c.Size() >= bcastMinRanks {
-		return func() error { return wrap(op, bcastScatterAllgather(k, buf, root)) }, nil
+	return bcastPlan[T]{k: newCall(c), buf: buf, root: root}, nil
+}
+
+// run carries out the planned Bcast with the algorithm its size calls for.
+func (p bcastPlan[T]) run() error {
+	const op = "bcast"
+	switch {
+	case p.alone:
+		return nil
+	case sizeOf[T]()*len(p.buf) >= bcastLongBytes && p.k.size() >= bcastMinRanks:
+		return wrap(op, bcastScatterAllgather(p.k, p.buf, p.root))
 	}
-	return func() error { return wrap(op, bcastBinomial(k, buf, root)) }, nil
+	return wrap(op, bcastBinomial(p.k, p.buf, p.root))
 }
 
 // sizeOf returns the size in bytes of one T.

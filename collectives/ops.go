@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"sync"
 
 	"gonum.org/v1/gonum/floats"
 
@@ -164,7 +165,21 @@ func commutative[T mpi.Numeric](op Op[T]) bool {
 	if op == nil {
 		return false
 	}
-	f := runtime.FuncForPC(reflect.ValueOf(op).Pointer())
+	pc := reflect.ValueOf(op).Pointer()
+	if v, ok := commutativePCs.Load(pc); ok {
+		return v.(bool)
+	}
+	ok := commutativeName(pc)
+	commutativePCs.Store(pc, ok)
+	return ok
+}
+
+// commutativePCs caches commutative by function address: looking the
+// function up by name costs more than a small collective.
+var commutativePCs sync.Map // uintptr → bool
+
+func commutativeName(pc uintptr) bool {
+	f := runtime.FuncForPC(pc)
 	if f == nil {
 		return false
 	}

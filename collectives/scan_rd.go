@@ -18,9 +18,11 @@ import "github.com/gorun-hpc/gorun/runtime/mpi"
 // in may be out (in place). Cost: ⌈lg p⌉·(α + nβ + 2nγ).
 func scanRD[T mpi.Numeric](k call, in, out []T, op Op[T], exclusive bool) error {
 	p, r := k.size(), k.rank()
-	partial := make([]T, len(in))
+	partial, sc1 := getScratch[T](len(in))
+	defer putScratch(sc1)
 	copy(partial, in)
-	tmp := make([]T, len(in))
+	tmp, sc2 := getScratch[T](len(in))
+	defer putScratch(sc2)
 	if !exclusive {
 		copy(out, in)
 	}
