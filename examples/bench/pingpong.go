@@ -23,16 +23,20 @@ const (
 var sizes = []int{0, 8, 64, 512, 4 << 10, 32 << 10, 256 << 10, 1 << 20, 4 << 20}
 
 // benchSizes returns the message sizes to measure: sizes, or the subset of
-// them that BENCH_SIZES lists (comma-separated bytes, e.g. "8,4096"), for
-// profiling one size.
-func benchSizes() []int {
+// them that BENCH_SIZES lists (see only).
+func benchSizes() []int { return only(sizes) }
+
+// only returns the values of all that BENCH_SIZES lists (comma-separated,
+// e.g. "8,4096": bytes for latency and bw, the test's counts for the
+// collectives), or all when it is unset, for profiling one size.
+func only(all []int) []int {
 	v := os.Getenv("BENCH_SIZES")
 	if v == "" {
-		return sizes
+		return all
 	}
 	var out []int
 	for _, f := range strings.Split(v, ",") {
-		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && slices.Contains(sizes, n) {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && slices.Contains(all, n) {
 			out = append(out, n)
 		}
 	}

@@ -118,6 +118,7 @@ type message struct {
 	h        transport.Header
 	data     []byte   // the payload; aliases buf when buf was large enough
 	buf      []byte   // reusable payload memory kept across uses
+	big      *bigBuf  // data's pooled memory, for payloads above maxKeptPayload
 	complete bool     // payload fully delivered
 	err      error    // the sender was lost before the payload completed
 	waiter   *request // receive that matched before the payload completed
@@ -225,13 +226,14 @@ func (e *engine) Buffer(h transport.Header) []byte {
 // held and q.Match(env) has just failed.
 func (e *engine) unexpected(env match.Envelope, h transport.Header) *message {
 	msg := e.getMessage(h)
-	if int(h.Len) <= cap(msg.buf) {
+	switch {
+	case int(h.Len) <= cap(msg.buf):
 		msg.data = msg.buf[:h.Len]
-	} else {
+	case h.Len <= maxKeptPayload:
 		msg.data = make([]byte, h.Len)
-		if h.Len <= maxKeptPayload {
-			msg.buf = msg.data
-		}
+		msg.buf = msg.data
+	default:
+		msg.data, msg.big = getBig(int(h.Len))
 	}
 	e.q.Store(env, msg)
 	e.wakeProbes(env, h)
@@ -311,7 +313,7 @@ func (e *engine) fill(r *request, m *message) {
 		r.complete(Status{}, m.err)
 	case r.value:
 		r.data = m.data
-		m.buf = nil // the request owns that memory now
+		m.buf, m.big = nil, nil // the request owns that memory now
 		r.complete(statusOf(r.comm, m.h), nil)
 	default:
 		copy(r.buf, m.data)
@@ -337,6 +339,8 @@ func (e *engine) getMessage(h transport.Header) *message {
 }
 
 func (e *engine) putMessage(m *message) {
+	putBig(m.big)
+	m.big = nil
 	if len(e.free) >= maxFreeMessages {
 		return
 	}

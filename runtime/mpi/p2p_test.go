@@ -579,3 +579,60 @@ func TestSendrecvInPlace(t *testing.T) {
 		return nil
 	})
 }
+
+// TestLargeUnexpected receives large messages that arrived before their
+// receives were posted, out of order, after a large Go value that arrived
+// the same way: the pooled payload memory of one must never show up in
+// another, nor in the value the application now owns.
+func TestLargeUnexpected(t *testing.T) {
+	const n = 200 << 10 // above the size whose memory is kept per record
+	want := strings.Repeat("v", n)
+	mpitest.Run(t, 2, func(c *mpi.Comm) error {
+		if c.Rank() == 0 {
+			if err := mpi.SendValue(c, want, 1, 9); err != nil {
+				return err
+			}
+			if _, err := mpi.Recv(c, []byte{}, 1, 10); err != nil { // rank 1 has the value
+				return err
+			}
+			for tag := range 4 {
+				buf := make([]byte, n)
+				for i := range buf {
+					buf[i] = byte(tag*31 + i)
+				}
+				if err := mpi.Send(c, buf, 1, tag); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if _, err := mpi.Probe(c, 0, 9); err != nil { // unexpected when received
+			return err
+		}
+		var v string
+		if _, err := mpi.RecvValue(c, &v, 0, 9); err != nil {
+			return err
+		}
+		if err := mpi.Send(c, []byte{}, 0, 10); err != nil {
+			return err
+		}
+		if _, err := mpi.Probe(c, 0, 3); err != nil { // all four are here
+			return err
+		}
+		for _, tag := range []int{3, 1, 0, 2} {
+			buf := make([]byte, n)
+			if _, err := mpi.Recv(c, buf, 0, tag); err != nil {
+				return err
+			}
+			for i, b := range buf {
+				if b != byte(tag*31+i) {
+					return fmt.Errorf("tag %d: byte %d = %d; want %d", tag, i, b, byte(tag*31+i))
+				}
+			}
+		}
+		if v != want {
+			return fmt.Errorf("the %d-byte value changed after later messages arrived", len(v))
+		}
+		return nil
+	})
+}
