@@ -78,7 +78,13 @@
 // lock and makes no atomic read-modify-write: it loads the published head
 // and the header word there for each ring (a few ns with two ranks), looks
 // a few more times if that finds nothing, and takes the drain lock only
-// when a record is there or the reader sleeps. That is safe after Close
+// when a record is there or the reader sleeps. It then delivers one frame
+// (rings taken in turn) and returns: the waiter whose message that was is
+// done without first reading the next record's header word, a cache line
+// the sender has just written. A frame whose payload lies in one piece in
+// the ring goes to the Sink in one DeliverFrame call when the Sink is a
+// transport.FrameSink (the engine is), which copies it straight from the
+// ring into the receive buffer. That is safe after Close
 // because Close replaces its own mapping by private zero pages (unmapped
 // once the Endpoint is unreachable) instead of unmapping it. Each call
 // marks the endpoint awake (a process-local word, stored only when it was
