@@ -22,10 +22,24 @@ import (
 // Numeric type needs at most).
 type scratch struct{ words []uint64 }
 
-// scratchPools[k] holds buffers of 8<<k bytes.
-var scratchPools [40]sync.Pool
+// Buffers of up to smallScratch bytes are kept on short free lists (a
+// sync.Pool would do, but under the race detector it drops a random share
+// of what is put back, and small collectives must not allocate); larger
+// ones in sync.Pools, which the garbage collector may empty.
+const (
+	smallScratch   = 64 << 10
+	smallClasses   = 14 // sizeClass(smallScratch) + 1
+	keepPerClass   = 8
+	scratchClasses = 40
+)
 
-// sizeClass returns the pool index for n bytes.
+var (
+	smallMu    sync.Mutex
+	smallFree  [smallClasses][]*scratch
+	largePools [scratchClasses]sync.Pool
+)
+
+// sizeClass returns the class of n bytes: buffers of 8<<class bytes.
 func sizeClass(n int) int {
 	if n <= 8 {
 		return 0
@@ -40,22 +54,41 @@ func getScratch[T mpi.Numeric](n int) ([]T, *scratch) {
 		return nil, nil
 	}
 	var z T
-	bytes := n * int(unsafe.Sizeof(z))
-	k := sizeClass(bytes)
-	if k >= len(scratchPools) {
+	k := sizeClass(n * int(unsafe.Sizeof(z)))
+	if k >= scratchClasses {
 		return make([]T, n), nil
 	}
-	s, _ := scratchPools[k].Get().(*scratch)
+	var s *scratch
+	if k < smallClasses {
+		smallMu.Lock()
+		if l := smallFree[k]; len(l) > 0 {
+			s = l[len(l)-1]
+			l[len(l)-1] = nil
+			smallFree[k] = l[:len(l)-1]
+		}
+		smallMu.Unlock()
+	} else {
+		s, _ = largePools[k].Get().(*scratch)
+	}
 	if s == nil {
 		s = &scratch{words: make([]uint64, (8<<k)/8)}
 	}
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(s.words))), n), s
 }
 
-// putScratch returns a buffer from getScratch to its pool; nil is ignored.
+// putScratch returns a buffer from getScratch; nil is ignored.
 func putScratch(s *scratch) {
 	if s == nil {
 		return
 	}
-	scratchPools[sizeClass(len(s.words)*8)].Put(s)
+	k := sizeClass(len(s.words) * 8)
+	if k >= smallClasses {
+		largePools[k].Put(s)
+		return
+	}
+	smallMu.Lock()
+	if len(smallFree[k]) < keepPerClass {
+		smallFree[k] = append(smallFree[k], s)
+	}
+	smallMu.Unlock()
 }
