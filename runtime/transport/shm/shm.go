@@ -35,8 +35,12 @@ var (
 	// closeTimeout bounds how long Close waits for ring space for its Bye.
 	closeTimeout = 5 * time.Second
 	// spinBudget is how long a waiting Send spins (yielding) before it
-	// sleeps with backoff.
-	spinBudget = 50 * time.Microsecond
+	// sleeps with backoff; oversubSpin replaces it when the host runs more
+	// local ranks than CPUs, where the spin yields the CPU to them.
+	spinBudget  = 50 * time.Microsecond
+	oversubSpin = 2 * time.Millisecond
+	// maxBackoff caps the sleeps of a waiting Send.
+	maxBackoff = 250 * time.Microsecond
 
 	// splitMin is the smallest cross-memory-attach payload whose copy the
 	// receiver shares with the sender, in about splitParts chunks of
@@ -71,7 +75,8 @@ type Endpoint struct {
 	path  string
 	n     int
 	eager int // largest inline payload
-	peeks int // extra looks of an empty Poll
+	peeks   int  // extra looks of an empty Poll
+	oversub bool // more local ranks than CPUs: waiting Sends yield the CPU
 	chunk int // payload bytes per recChunk record
 
 	own      *segment
@@ -372,6 +377,7 @@ func Create(cfg Config) (*Endpoint, error) {
 	e.eager = int(min(int64(eagerLimit), r/4))
 	e.chunk = int(min(r/4, 256<<10))
 	e.peeks = max(0, 8/n-1)
+	e.oversub = n > runtime.NumCPU()
 	for i, rk := range e.local {
 		e.peers[i] = &peer{rank: rk, idx: i, pidfd: -1, bellFd: -1, isMe: i == me}
 		ctl, data := e.own.ringOf(i)
@@ -714,6 +720,9 @@ const (
 // and Sink methods never send.
 func (e *Endpoint) waitOut(o *outRing, cond func() bool, mode int, spin time.Duration, deadline time.Time) error {
 	start := time.Now()
+	if e.oversub && spin > 0 {
+		spin = max(spin, oversubSpin)
+	}
 	for i := 0; ; i++ {
 		if cond() {
 			return nil
@@ -730,13 +739,20 @@ func (e *Endpoint) waitOut(o *outRing, cond func() bool, mode int, spin time.Dur
 			}
 		}
 		if !e.Poll() {
-			runtime.Gosched()
+			if e.oversub {
+				// The receiver may be waiting for this very core: hand
+				// it over, not just to this process's goroutines.
+				osYield()
+			} else {
+				runtime.Gosched()
+			}
 		}
 	}
 	// Then poll with backoff sleeps on a Go timer: a futex wait here would
-	// keep this goroutine's P in a system call (see run).
+	// keep this goroutine's P in a system call (see run). The cap bounds
+	// what a Send loses after its copy is done.
 	lastCheck := start
-	for backoff := 5 * time.Microsecond; ; backoff = min(2*backoff, time.Millisecond) {
+	for backoff := 5 * time.Microsecond; ; backoff = min(2*backoff, maxBackoff) {
 		if cond() {
 			return nil
 		}
