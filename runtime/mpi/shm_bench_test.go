@@ -89,3 +89,33 @@ func BenchmarkShmPingPong(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkShmSendrecv is the exchange a 2-rank barrier or recursive
+// doubling step makes: both ranks Sendrecv a small message at once.
+func BenchmarkShmSendrecv(b *testing.B) {
+	ws := shmPair(b)
+	n := b.N
+	done := make(chan error, 1)
+	go func() { // the partner: n exchanges, then exits
+		out, in := make([]float64, 1), make([]float64, 1)
+		for range n {
+			if _, err := Sendrecv(ws[1].comm, out, 0, 2, in, 0, 2); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	out, in := make([]float64, 1), make([]float64, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range n {
+		if _, err := Sendrecv(ws[0].comm, out, 1, 2, in, 1, 2); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}

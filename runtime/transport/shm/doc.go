@@ -72,7 +72,10 @@
 // which stalled the goroutines queued behind it, typically the one the last
 // delivery had just woken. For the same reason, a Send that waits (for ring
 // space or for a large message to be read) spins, yielding, and then polls
-// with backoff sleeps of 5 µs doubling to 1 ms on Go timers.
+// with backoff sleeps of 5 µs doubling to 250 µs on Go timers. When the host
+// runs more local ranks than CPUs the spin yields the CPU itself
+// (sched_yield, for up to 2 ms): the rank that has to read the message may
+// be waiting for this very core.
 //
 // Poll lets the engine deliver in its own goroutine. Its fast path takes no
 // lock and makes no atomic read-modify-write: it loads the published head
