@@ -65,19 +65,19 @@ const maxLocal = 1 << 12
 //
 // An Endpoint implements transport.Endpoint and transport.Poller.
 type Endpoint struct {
-	rank  int
-	me    int   // index of rank in local
-	local []int // world ranks on the host, ascending
-	sink  transport.Sink
-	fsink transport.FrameSink // sink, when it takes whole frames; else nil
-	dir   string
-	job   string
-	path  string
-	n     int
-	eager int // largest inline payload
+	rank    int
+	me      int   // index of rank in local
+	local   []int // world ranks on the host, ascending
+	sink    transport.Sink
+	fsink   transport.FrameSink // sink, when it takes whole frames; else nil
+	dir     string
+	job     string
+	path    string
+	n       int
+	eager   int  // largest inline payload
 	peeks   int  // extra looks of an empty Poll
 	oversub bool // more local ranks than CPUs: waiting Sends yield the CPU
-	chunk int // payload bytes per recChunk record
+	chunk   int  // payload bytes per recChunk record
 
 	own      *segment
 	bell     *os.File // read end of this rank's bell FIFO, in the netpoller
