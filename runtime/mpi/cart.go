@@ -28,17 +28,7 @@ func DimsCreate(n int, dims []int) ([]int, error) {
 	if free == 0 {
 		return out, nil
 	}
-	// Give each prime factor, largest first, to the currently smallest
-	// free dimension.
-	sizes := make([]int, free)
-	for i := range sizes {
-		sizes[i] = 1
-	}
-	for _, p := range primeFactors(n / fixed) {
-		sizes[0] *= p
-		slices.Sort(sizes)
-	}
-	slices.Reverse(sizes)
+	sizes := balancedFactors(n/fixed, free)
 	j := 0
 	for i, d := range out {
 		if d == 0 {
@@ -49,20 +39,61 @@ func DimsCreate(n int, dims []int) ([]int, error) {
 	return out, nil
 }
 
-// primeFactors returns n's prime factors, largest first.
-func primeFactors(n int) []int {
-	var fs []int
-	for p := 2; p*p <= n; p++ {
-		for n%p == 0 {
-			fs = append(fs, p)
-			n /= p
+// balancedFactors returns k factors of m in non-increasing order whose
+// product is m and whose spread (largest minus smallest) is the least
+// possible; among those, the one with the smallest largest factor. It
+// searches the divisors of m, which is fast for any rank count.
+func balancedFactors(m, k int) []int {
+	var divs []int // divisors of m, descending
+	for d := 1; d*d <= m; d++ {
+		if m%d == 0 {
+			divs = append(divs, d)
+			if d != m/d {
+				divs = append(divs, m/d)
+			}
 		}
 	}
-	if n > 1 {
-		fs = append(fs, n)
+	slices.Sort(divs)
+	slices.Reverse(divs)
+	var best, cur []int
+	// atLeast reports whether d^k >= rest, without overflow.
+	atLeast := func(d, k, rest int) bool {
+		p := 1
+		for range k {
+			if p >= (rest+d-1)/d {
+				return true
+			}
+			p *= d
+		}
+		return p >= rest
 	}
-	slices.Reverse(fs)
-	return fs
+	var search func(rest, k, maxd int)
+	search = func(rest, k, maxd int) {
+		if k == 1 {
+			if rest > maxd {
+				return
+			}
+			c := append(cur, rest)
+			if best == nil || c[0]-rest < best[0]-best[len(best)-1] ||
+				(c[0]-rest == best[0]-best[len(best)-1] && c[0] < best[0]) {
+				best = slices.Clone(c)
+			}
+			return
+		}
+		for _, d := range divs {
+			if d > maxd || rest%d != 0 {
+				continue
+			}
+			if !atLeast(d, k, rest) {
+				break // the other k-1 factors would have to exceed d
+			}
+			cur = append(cur, d)
+			search(rest/d, k-1, d)
+			cur = cur[:len(cur)-1]
+		}
+	}
+	search(m, k, m)
+	return best
 }
 
 // A Cart is a communicator whose ranks form a Cartesian grid, in row-major

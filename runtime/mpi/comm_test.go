@@ -125,6 +125,14 @@ func TestDimsCreate(t *testing.T) {
 		{16, []int{0, 0}, []int{4, 4}},
 		{12, []int{0, 3}, []int{4, 3}},
 		{1, []int{0, 0}, []int{1, 1}},
+		{72, []int{0, 0}, []int{9, 8}}, // not 12 × 6: as close to each other as possible
+		{36, []int{0, 0, 0}, []int{4, 3, 3}},
+		{60, []int{0, 0}, []int{10, 6}},
+		{64, []int{0, 0, 0}, []int{4, 4, 4}},
+		{1024, []int{0, 0, 0, 0, 0}, []int{4, 4, 4, 4, 4}},
+		{30, []int{0, 0, 0}, []int{5, 3, 2}},
+		{97, []int{0, 0}, []int{97, 1}},
+		{48, []int{0, 2, 0}, []int{6, 2, 4}},
 	}
 	for _, tc := range tests {
 		got, err := mpi.DimsCreate(tc.n, tc.dims)
