@@ -34,28 +34,30 @@ type request struct {
 	err    error
 }
 
-// requests is the free list of requests. It is a plain capped stack
-// rather than a sync.Pool: a sync.Pool is emptied by every garbage
+// requestCache is a world's free list of requests. It is a plain capped
+// stack rather than a sync.Pool: a sync.Pool is emptied by every garbage
 // collection, and a program that allocates (a Request per Irecv does) then
-// pays for a fresh request and channel on most calls.
-var requests struct {
+// pays for a fresh request and channel on most calls. One per world, so
+// that the worlds of an in-process job (package mpitest) do not contend.
+type requestCache struct {
 	mu   sync.Mutex
 	free []*request
 }
 
-// maxFreeRequests caps the free list.
+// maxFreeRequests caps a world's free list.
 const maxFreeRequests = 4096
 
 // newRequest returns a request ready for one operation.
 func newRequest(c *Comm, op string, peer, tag int) *request {
-	requests.mu.Lock()
+	rc := &c.w.requests
+	rc.mu.Lock()
 	var r *request
-	if n := len(requests.free); n > 0 {
-		r = requests.free[n-1]
-		requests.free[n-1] = nil
-		requests.free = requests.free[:n-1]
+	if n := len(rc.free); n > 0 {
+		r = rc.free[n-1]
+		rc.free[n-1] = nil
+		rc.free = rc.free[:n-1]
 	}
-	requests.mu.Unlock()
+	rc.mu.Unlock()
 	if r == nil {
 		r = &request{done: make(chan struct{}, 1)}
 	}
@@ -63,20 +65,21 @@ func newRequest(c *Comm, op string, peer, tag int) *request {
 	return r
 }
 
-// release returns a completed request to the free list. Only the goroutine
-// that owns a blocking call's request may call it, after reading the
-// outcome.
+// release returns a completed request to its world's free list. Only the
+// goroutine that owns a blocking call's request may call it, after reading
+// the outcome.
 func (r *request) release() {
+	rc := &r.comm.w.requests
 	done := r.done
 	if len(done) > 0 { // drop an unconsumed token
 		<-done
 	}
 	*r = request{done: done}
-	requests.mu.Lock()
-	if len(requests.free) < maxFreeRequests {
-		requests.free = append(requests.free, r)
+	rc.mu.Lock()
+	if len(rc.free) < maxFreeRequests {
+		rc.free = append(rc.free, r)
 	}
-	requests.mu.Unlock()
+	rc.mu.Unlock()
 }
 
 // Request states. A waiter that spins watches for stateDone and needs no
