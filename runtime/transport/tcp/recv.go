@@ -188,6 +188,14 @@ func (c *inConn) drain() bool {
 		closing := e.closed.Load()
 		switch h.Kind {
 		case transport.KindData:
+			if fs, ok := e.sink.(transport.FrameSink); ok && !closing && c.w-c.r >= int(h.Len) {
+				// The whole payload is in the read buffer: hand the frame
+				// over in one call.
+				fs.DeliverFrame(h, c.buf[c.r:c.r+int(h.Len):c.r+int(h.Len)])
+				c.r += int(h.Len)
+				delivered = true
+				continue
+			}
 			c.hdr, c.got, c.inFrame, c.dst, c.drop = h, 0, true, nil, closing
 			if !closing {
 				buf := e.sink.Buffer(h)

@@ -35,9 +35,10 @@
 // parser (read buffer, current header, payload offset), so a frame begun by
 // one can be finished by the other; the Sink is called under the mutex,
 // hence sequentially per peer and in stream order. Headers and small
-// payloads come through a 16 KiB buffer, many frames per system call; a
-// payload remainder of 16 KiB or more is read straight into the Sink's
-// buffer. Whoever reads does so until the socket says EAGAIN, which leaves
+// payloads come through a 16 KiB buffer, many frames per system call (a
+// frame whose payload is all in that buffer goes to a transport.FrameSink
+// in one call); a payload remainder of 16 KiB or more is read straight into
+// the Sink's buffer. Whoever reads does so until the socket says EAGAIN, which leaves
 // at most an incomplete frame behind.
 //
 // The reader drains the socket and, while nobody polls, waits for it to
