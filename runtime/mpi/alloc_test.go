@@ -10,12 +10,7 @@ import (
 // receive once the runtime has warmed up (the self transport here; each
 // transport's own tests check its side).
 func TestSteadyStateAllocs(t *testing.T) {
-	t.Setenv("GORUN_RENDEZVOUS", "")
-	c, err := mpi.Init(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Finalize()
+	c := singleton(t)
 	out, in := []float64{1, 2, 3}, make([]float64, 3)
 	step := func() {
 		if err := mpi.Send(c, out, 0, 5); err != nil {
@@ -37,12 +32,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 // collectives are built from: Sendrecv none, Irecv+Wait only the Request it
 // returns (its internal state goes back to a pool once waited for).
 func TestSteadyStateAllocsNonBlocking(t *testing.T) {
-	t.Setenv("GORUN_RENDEZVOUS", "")
-	c, err := mpi.Init(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Finalize()
+	c := singleton(t)
 	out, in := []float64{1, 2, 3}, make([]float64, 3)
 	sendrecv := func() {
 		if _, err := mpi.Sendrecv(c, out, 0, 5, in, 0, 5); err != nil {
@@ -73,48 +63,48 @@ func TestSteadyStateAllocsNonBlocking(t *testing.T) {
 	}
 }
 
-func BenchmarkSelfSendRecv(b *testing.B) {
-	b.Setenv("GORUN_RENDEZVOUS", "")
-	c, err := mpi.Init(b.Context())
+// singleton returns the world of a rank started without a launcher (a
+// world of one, over the self transport); Cleanup finalizes it.
+func singleton(tb testing.TB) *mpi.Comm {
+	tb.Setenv("GORUN_RENDEZVOUS", "")
+	c, err := mpi.Init(tb.Context())
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer c.Finalize()
-	out, in := make([]byte, 8), make([]byte, 8)
-	b.ReportAllocs()
-	b.SetBytes(8)
-	for b.Loop() {
-		if err := mpi.Send(c, out, 0, 1); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := mpi.Recv(c, in, 0, 1); err != nil {
-			b.Fatal(err)
-		}
-	}
+	tb.Cleanup(func() { _ = c.Finalize() })
+	return c
 }
 
-// BenchmarkSelfIrecvSend is the expected-message path: the receive is
-// posted before the message arrives, as in a ping-pong.
-func BenchmarkSelfIrecvSend(b *testing.B) {
-	b.Setenv("GORUN_RENDEZVOUS", "")
-	c, err := mpi.Init(b.Context())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Finalize()
+// BenchmarkSelf times a small message to oneself: "unexpected" sends
+// before its receive is posted, "expected" posts the receive first, as in
+// a ping-pong.
+func BenchmarkSelf(b *testing.B) {
+	c := singleton(b)
 	out, in := make([]byte, 8), make([]byte, 8)
-	b.ReportAllocs()
-	b.SetBytes(8)
-	for b.Loop() {
-		r, err := mpi.Irecv(c, in, 0, 1)
-		if err != nil {
-			b.Fatal(err)
+	b.Run("unexpected", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := mpi.Send(c, out, 0, 1); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := mpi.Recv(c, in, 0, 1); err != nil {
+				b.Fatal(err)
+			}
 		}
-		if err := mpi.Send(c, out, 0, 1); err != nil {
-			b.Fatal(err)
+	})
+	b.Run("expected", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r, err := mpi.Irecv(c, in, 0, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := mpi.Send(c, out, 0, 1); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := r.Wait(); err != nil {
+				b.Fatal(err)
+			}
 		}
-		if _, err := r.Wait(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	})
 }
