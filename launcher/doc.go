@@ -63,7 +63,9 @@
 // The launcher connects to every daemon over TCP and both sides prove the
 // shared secret ([ReadSecret]) with the challenge-response of package
 // runtime/auth (label [DaemonAuthLabel]); a daemon reads nothing else from
-// a peer before. [Map] places the ranks; each rank's GORUN_HOST is its
+// a peer before, and limits how many connections, from one address and in
+// all, may be in the handshake at once (see [Daemon.Serve]). [Map] places
+// the ranks; each rank's GORUN_HOST is its
 // host's name as listed, so ranks with the same name share memory.
 //
 // After the handshake both directions carry frames: a little-endian
