@@ -445,6 +445,9 @@ func (ss *session) readLoop(ctx context.Context) (ended bool, reason string) {
 			return true, "the launcher ended the job"
 		case dopExeQuery:
 			_, err := os.Stat(ss.exePath(m.sha))
+			if err == nil {
+				ss.log.Info("daemon: staged program found in the cache", "sha256", hex.EncodeToString(m.sha))
+			}
 			if ss.send(&dmsg{op: dopExeStatus, have: err == nil}) != nil {
 				return false, "lost the launcher"
 			}

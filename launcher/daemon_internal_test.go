@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -352,7 +353,8 @@ func TestDaemonRefusesBadRequests(t *testing.T) {
 
 func TestDaemonStaging(t *testing.T) {
 	secret := testSecret(t)
-	addr, _ := testDaemon(t, secret)
+	d := &Daemon{Secret: secret}
+	addr, logs := serveTestDaemon(t, d)
 	exe := []byte("#!/bin/sh\necho staged \"$@\"\n")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "prog")
@@ -371,8 +373,28 @@ func TestDaemonStaging(t *testing.T) {
 	if err := c.stage(t.Context(), exe, sum); err != nil {
 		t.Fatalf("stage: %v", err)
 	}
+	cached := filepath.Join(d.CacheDir, hex.EncodeToString(sum))
+	before, err := os.Stat(cached)
+	if err != nil {
+		t.Fatalf("the staged program is not in the cache: %v", err)
+	}
 	if err := c.stage(t.Context(), exe, sum); err != nil { // cached now
 		t.Fatalf("stage again: %v", err)
+	}
+	// The second call found the program in the cache and sent nothing: an
+	// upload would have renamed a new file into place and been logged.
+	after, err := os.Stat(cached)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Errorf("the second stage replaced the cached program: it uploaded it again")
+	}
+	if n := strings.Count(logs.String(), "daemon: staged a program"); n != 1 {
+		t.Errorf("the daemon received the program %d times, want once", n)
+	}
+	if !strings.Contains(logs.String(), "daemon: staged program found in the cache") {
+		t.Errorf("the daemon did not log the cache hit")
 	}
 	rr, err := c.addRank(0)
 	if err != nil {
