@@ -191,6 +191,16 @@ func TestRemoteAbortAndTimeout(t *testing.T) {
 	}
 }
 
+// TestRemoteSlotsBeforeSecret: more ranks than slots is reported as such
+// even when the secret is missing too.
+func TestRemoteSlotsBeforeSecret(t *testing.T) {
+	r, err := tryRun(t.Context(), launcher.Config{N: 3, Hosts: []launcher.Host{{Name: "node01", Slots: 2}}, Program: rankprog})
+	if !errors.Is(err, launcher.ErrNotEnoughSlots) || r.code != launcher.ExitUsage ||
+		!strings.Contains(err.Error(), "3 ranks requested but the hosts have only 2 slots") {
+		t.Errorf("code %d, err %v; want the slots error", r.code, err)
+	}
+}
+
 func TestRemoteLostDaemon(t *testing.T) {
 	secret := newSecret(t)
 	ds := startDaemons(t, 3, 2, secret)

@@ -405,6 +405,28 @@ func TestSecretCommand(t *testing.T) {
 	}
 }
 
+// TestSlotsBeforeSecret: with --hostfile, a job with more ranks than
+// slots is reported as such even when the secret file is missing too.
+func TestSlotsBeforeSecret(t *testing.T) {
+	hostfile := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(hostfile, []byte("node01 slots=1\nnode02:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := gorun(t, "", "--hostfile", hostfile, "-n", "3", "--secret-file", "/no/such/secret", rankprog)
+	want := "gorun: 3 ranks requested but the hosts have only 2 slots (node01:1, node02:1): "
+	if got := lines(stderr); code != 2 || len(got) != 1 || !strings.HasPrefix(got[0], want) || !strings.Contains(got[0], "--oversubscribe") {
+		t.Errorf("exit %d, stderr %q; want 2 and one line starting %q", code, stderr, want)
+	}
+	if stdout != "" {
+		t.Errorf("stdout %q; want nothing", stdout)
+	}
+	// With enough slots, the missing secret is what is wrong.
+	code, _, stderr = gorun(t, "", "--hostfile", hostfile, "-n", "2", "--secret-file", "/no/such/secret", rankprog)
+	if code != 2 || !strings.HasPrefix(stderr, "gorun: secret file /no/such/secret does not exist") {
+		t.Errorf("exit %d, stderr %q; want 2 and the missing secret file", code, stderr)
+	}
+}
+
 // TestDaemonCommand runs two real daemons on 127.0.0.1 and 127.0.0.2 and a
 // job across them, then kills one daemon mid-job.
 func TestDaemonCommand(t *testing.T) {
