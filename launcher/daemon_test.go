@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -188,6 +189,56 @@ func TestRemoteAbortAndTimeout(t *testing.T) {
 		Args: []string{"ignoreterm", "block"}})
 	if r.code != launcher.ExitTimeout || !strings.Contains(r.stderr, "gorun: job timed out after 500ms; stopping 4 ranks") {
 		t.Errorf("timeout: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+}
+
+// TestRemoteTwoJobsAtOnce runs two jobs at the same time on one daemon,
+// each in its own working directory. Each rank waits until ranks of both
+// jobs have started, so neither job can finish unless the daemon serves
+// both at once.
+func TestRemoteTwoJobsAtOnce(t *testing.T) {
+	secret := newSecret(t)
+	ds := startDaemons(t, 1, 2, secret)
+	gate := t.TempDir()
+	script := filepath.Join(t.TempDir(), "both.sh")
+	if err := os.WriteFile(script, []byte(`#!/bin/sh
+: > "$GATE/$ROLE.$GORUN_RANK"
+until [ -e "$GATE/a.1" ] && [ -e "$GATE/b.1" ]; do sleep 0.01; done
+echo "job $ROLE rank $GORUN_RANK in $(pwd -P)"
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	roles := []string{"a", "b"}
+	dirs := make([]string, len(roles))
+	results := make([]result, len(roles))
+	errs := make([]error, len(roles))
+	var wg sync.WaitGroup
+	for i, role := range roles {
+		dir, err := filepath.EvalSymlinks(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs[i] = dir
+		wg.Add(1)
+		go func() { // runs one job; joined below (its Timeout bounds it)
+			defer wg.Done()
+			results[i], errs[i] = tryRun(t.Context(), launcher.Config{N: 2, Hosts: hostsOf(ds), Secret: secret,
+				Program: script, Wdir: dir, Env: []string{"GATE=" + gate, "ROLE=" + role}, Timeout: 30 * time.Second})
+		}()
+	}
+	wg.Wait()
+	for i, role := range roles {
+		r := results[i]
+		if errs[i] != nil || r.code != 0 {
+			t.Errorf("job %s: exit %d, %v; stderr:\n%s", role, r.code, errs[i], r.stderr)
+			continue
+		}
+		want := []string{fmt.Sprintf("job %s rank 0 in %s", role, dirs[i]), fmt.Sprintf("job %s rank 1 in %s", role, dirs[i])}
+		got := lines(r.stdout)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("job %s printed %q; want %q", role, got, want)
+		}
 	}
 }
 

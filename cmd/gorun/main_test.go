@@ -427,6 +427,36 @@ func TestSlotsBeforeSecret(t *testing.T) {
 	}
 }
 
+// TestDaemonMissingSecretFile runs the gorun binary: "gorun daemon" with a
+// missing secret file exits with status 2 at once, saying why.
+func TestDaemonMissingSecretFile(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
+	cmd := exec.Command(gorunBin, "daemon", "--listen", addr, "--secret-file", "/nonexistent/secret")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }() // exits when the daemon does (or is killed below)
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("gorun daemon with a missing secret file still runs; stderr:\n%s", stderr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Errorf("gorun daemon ended with %v; want exit status 2", err)
+	}
+	want := `gorun: secret file /nonexistent/secret does not exist; make one with "gorun secret --out /nonexistent/secret" and copy it to every host (mode 0600)` + "\n"
+	if stderr.String() != want || stdout.Len() != 0 {
+		t.Errorf("stdout %q, stderr %q; want only %q on stderr", stdout.String(), stderr.String(), want)
+	}
+}
+
 // TestDaemonCommand runs two real daemons on 127.0.0.1 and 127.0.0.2 and a
 // job across them, then kills one daemon mid-job.
 func TestDaemonCommand(t *testing.T) {
