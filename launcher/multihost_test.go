@@ -312,47 +312,51 @@ func (c *nsCluster) shmLeft(t *testing.T, h *nsHost) []string {
 	return left
 }
 
-// checkRoutes checks the routes the ranks printed (GORUN_DEBUG=routes):
-// TCP between hosts and, once the runtime has shared memory, shared memory
-// within a host.
+// checkRoutes checks the routes every rank printed (GORUN_DEBUG=routes,
+// "mpi: route A->B shm|tcp|self"): shared memory within a host, TCP
+// between hosts, and one route from every rank to every rank.
 func checkRoutes(t *testing.T, stderr string) {
 	t.Helper()
-	re := regexp.MustCompile(`route (\d+)->(\d+) (\w+)`)
+	re := regexp.MustCompile(`(?m)^mpi: route (\d+)->(\d+) (\w+)$`)
 	ms := re.FindAllStringSubmatch(stderr, -1)
 	if len(ms) == 0 {
-		t.Log("the ranks printed no routes (GORUN_DEBUG=routes is not in the runtime yet); route check skipped")
+		t.Errorf("the ranks printed no routes with GORUN_DEBUG=routes; stderr:\n%s", stderr)
 		return
 	}
 	seen := make(map[[2]int]string)
-	anyShm := false
 	for _, m := range ms {
 		a, _ := strconv.Atoi(m[1])
 		b, _ := strconv.Atoi(m[2])
+		if prev, ok := seen[[2]int{a, b}]; ok {
+			t.Errorf("route %d->%d printed twice (%s, then %s)", a, b, prev, m[3])
+		}
 		seen[[2]int{a, b}] = m[3]
-		anyShm = anyShm || m[3] == "shm"
 	}
 	for a := range nsRanks {
 		for b := range nsRanks {
-			via, ok := seen[[2]int{a, b}]
+			want := "tcp"
 			switch {
 			case a == b:
+				want = "self"
+			case hostOf(a) == hostOf(b):
+				want = "shm"
+			}
+			switch via, ok := seen[[2]int{a, b}]; {
 			case !ok:
 				t.Errorf("rank %d printed no route to rank %d", a, b)
-			case hostOf(a) != hostOf(b) && via != "tcp":
-				t.Errorf("route %d->%d between hosts is %s, want tcp", a, b, via)
-			case hostOf(a) == hostOf(b) && anyShm && via != "shm":
-				t.Errorf("route %d->%d within a host is %s, want shm", a, b, via)
+			case via != want:
+				t.Errorf("route %d->%d (hosts %d and %d) is %s, want %s", a, b, hostOf(a), hostOf(b), via, want)
 			}
 		}
+	}
+	if len(seen) != nsRanks*nsRanks {
+		t.Errorf("%d routes printed, want %d", len(seen), nsRanks*nsRanks)
 	}
 	counts := make(map[string]int)
 	for _, via := range seen {
 		counts[via]++
 	}
 	t.Logf("routes: %v", counts)
-	if !anyShm {
-		t.Log("no rank uses shared memory yet (the runtime's shm transport has not landed); same-host check skipped")
-	}
 }
 
 func (c *nsCluster) testHostnames(t *testing.T) {
