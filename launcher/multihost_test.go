@@ -557,8 +557,10 @@ func (c *nsCluster) breakMidJob(t *testing.T, victim *nsHost, reason string, bre
 		t.Logf("after %v: %s", elapsed.Round(time.Millisecond), m)
 	}
 	launchertest.WaitGone(t, pids...)
-	if d := time.Since(killed); d > nsLostLimit+time.Second {
-		t.Errorf("the last rank ended %v after the break; want within %v", d, nsLostLimit)
+	last := time.Since(killed)
+	t.Logf("the job ended %v after the break, its last rank %v after", elapsed.Round(time.Millisecond), last.Round(time.Millisecond))
+	if last > nsLostLimit {
+		t.Errorf("the last rank ended %v after the break; want within %v", last, nsLostLimit)
 	}
 	for _, h := range c.hosts {
 		select {
