@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -284,7 +285,8 @@ func (c *nsCluster) jobArgs(extra ...string) []string {
 // hostOf is the host index of rank r (ranks fill each host's slots in turn).
 func hostOf(r int) int { return r / nsSlots }
 
-var pidLine = regexp.MustCompile(`(?m)^pid (\d+) (\d+)\b`) // "pid RANK PID [JOB]"
+// pidLine matches "pid RANK PID [JOB]", tagged "[RANK] " with gorun -l.
+var pidLine = regexp.MustCompile(`(?m)^(?:\[\d+\] )?pid (\d+) (\d+)\b`)
 
 // rankPids returns the pids testprog's ranks printed.
 func rankPids(out string) []int {
@@ -502,14 +504,17 @@ func (c *nsCluster) testCutNetwork(t *testing.T) {
 	sh(t, "ip", "-n", c.sw, "link", "set", port, "up")
 }
 
-// breakMidJob runs a blocking job on the whole cluster, calls breakHost
-// once every rank runs, and checks that the job ends within nsLostLimit
-// with a message naming victim and reason, and that nothing is left.
+// breakMidJob runs a job of blocked ranks on the whole cluster, calls
+// breakHost once every rank is blocked in its receive, and checks that the
+// job ends within nsLostLimit with a message naming victim and reason,
+// that every rank elsewhere saw its receive fail with an error naming the
+// host, and that nothing is left.
 func (c *nsCluster) breakMidJob(t *testing.T, victim *nsHost, reason string, breakHost func()) {
 	ctx, cancel := context.WithTimeout(t.Context(), nsJobLimit)
 	defer cancel()
+	// -l tags each line with its rank.
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", c.hosts[0].ns, c.gorun},
-		c.jobArgs(c.testprog, "block")...)...)
+		c.jobArgs("-l", c.testprog, "block")...)...)
 	var errs syncBuffer
 	cmd.Stderr = &errs
 	stdout, err := cmd.StdoutPipe()
@@ -522,11 +527,16 @@ func (c *nsCluster) breakMidJob(t *testing.T, victim *nsHost, reason string, bre
 	var pids []int
 	stuck := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Signal(syscall.SIGQUIT) }) // a stack dump beats a silent hang
 	defer stuck.Stop()
+	// Each rank prints its pid, then, past testprog's barrier, "blocking R"
+	// as it enters its receive.
+	blocking := regexp.MustCompile(`^\[\d+\] blocking \d+$`)
 	sc := bufio.NewScanner(stdout)
-	for len(pids) < nsRanks && sc.Scan() {
+	for n := 0; n < nsRanks && sc.Scan(); {
 		if m := pidLine.FindStringSubmatch(sc.Text()); m != nil {
 			p, _ := strconv.Atoi(m[2])
 			pids = append(pids, p)
+		} else if blocking.MatchString(sc.Text()) {
+			n++
 		}
 	}
 	if len(pids) < nsRanks {
@@ -561,6 +571,29 @@ func (c *nsCluster) breakMidJob(t *testing.T, victim *nsHost, reason string, bre
 	t.Logf("the job ended %v after the break, its last rank %v after", elapsed.Round(time.Millisecond), last.Round(time.Millisecond))
 	if last > nsLostLimit {
 		t.Errorf("the last rank ended %v after the break; want within %v", last, nsLostLimit)
+	}
+	// Every rank on the other hosts is blocked in a receive (rank 3 or 7
+	// on a peer of the lost host, the others on peers that are fine): the
+	// launcher tells them of the loss before it stops them, so each
+	// receive fails with an error naming the host, which the rank prints.
+	// The ranks of the lost host cannot be heard from: they died with
+	// their daemon, or their output is behind the cut.
+	blocked := regexp.MustCompile(`(?m)^\[(\d+)\] blocked recv returned: (.*)$`)
+	got := make(map[int]string)
+	for _, m := range blocked.FindAllStringSubmatch(errs.String(), -1) {
+		r, _ := strconv.Atoi(m[1])
+		got[r] = m[2]
+	}
+	lostHost := slices.Index(c.hosts, victim)
+	for r := range nsRanks {
+		if hostOf(r) == lostHost {
+			continue
+		}
+		if msg, ok := got[r]; !ok {
+			t.Errorf("rank %d (host %d) did not report its blocked receive failing; stderr:\n%s", r, hostOf(r), errs.String())
+		} else if !strings.Contains(msg, "lost the daemon on host "+victim.ip) {
+			t.Errorf("rank %d: blocked recv returned %q; want an error naming host %s", r, msg, victim.ip)
+		}
 	}
 	for _, h := range c.hosts {
 		select {
