@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,8 +29,10 @@ import (
 
 // Timing of the daemon protocol.
 const (
-	// daemonAuthTimeout bounds the auth exchange of a new connection.
-	daemonAuthTimeout = 10 * time.Second
+	// daemonAuthTimeout bounds the auth exchange of a new connection, on
+	// both sides: a few round trips, so plenty even across a slow network,
+	// and short, since a connection holds a handshake slot until then.
+	daemonAuthTimeout = 5 * time.Second
 	// heartbeat is how often each side sends a ping.
 	heartbeat = time.Second
 	// deadAfter is how long a side waits for any frame before it declares
@@ -37,8 +40,17 @@ const (
 	// a lost launcher (deadAfter + termGrace < 5 s).
 	deadAfter = 3 * time.Second
 	// maxHandshakes bounds the connections authenticating at once; more
-	// are closed at once, so a flood cannot exhaust the daemon.
+	// are closed at once, so a flood cannot exhaust the daemon. It is the
+	// last resort: maxPeerHandshakes comes first.
 	maxHandshakes = 64
+	// maxPeerHandshakes bounds the connections from one source (an IPv4
+	// address, an IPv6 /64) authenticating at once; more from there are
+	// closed at once, so that one misbehaving peer cannot take every slot
+	// of maxHandshakes and lock out the launchers of other hosts. A
+	// launcher opens one connection per daemon and authenticates in
+	// milliseconds, so even many jobs started at once from one login node
+	// rarely hold more than a few.
+	maxPeerHandshakes = 8
 	// endWait bounds how long the end of a job waits for the other side.
 	endWait = 3 * time.Second
 )
@@ -53,14 +65,20 @@ type Daemon struct {
 	// CacheDir holds executables shipped by gorun --stage, named by their
 	// SHA-256; "" means the user's cache directory + /gorun/exe.
 	CacheDir string
+	// AuthTimeout bounds the auth exchange of a new connection; 0 means 5
+	// seconds.
+	AuthTimeout time.Duration
 }
 
 // Serve accepts launchers on ln until ctx is done or ln fails, serving
 // every connection concurrently: each is one job. A connection must prove
 // Secret (the auth exchange of package runtime/auth, label
-// [DaemonAuthLabel]) within 10 seconds; nothing else is read from it
+// [DaemonAuthLabel]) within AuthTimeout; nothing else is read from it
 // before. A connection that fails, stalls or sends garbage is closed and
-// logged; the others go on.
+// logged; the others go on. At most 8 connections from one source address
+// (IPv6: one /64) and 64 in all may be authenticating at once; a new
+// connection beyond either limit is closed at once, so a peer that floods
+// the daemon with idle connections locks out nobody but itself.
 //
 // For each job the daemon starts the requested ranks as its own user,
 // forwards their output and exit statuses, and kills them (SIGTERM, then
@@ -76,15 +94,22 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	if len(d.Secret) == 0 {
 		return fmt.Errorf("launcher: daemon: %w", auth.ErrNoKey)
 	}
+	if d.AuthTimeout < 0 {
+		return fmt.Errorf("launcher: daemon: negative auth timeout %v", d.AuthTimeout)
+	}
 	ds := &daemonState{
-		d:          d,
-		log:        d.Logger,
-		jobs:       make(map[string]bool),
-		handshakes: make(chan struct{}, maxHandshakes),
-		cacheDir:   d.CacheDir,
+		d:           d,
+		log:         d.Logger,
+		jobs:        make(map[string]bool),
+		peers:       make(map[string]*peerHandshakes),
+		cacheDir:    d.CacheDir,
+		authTimeout: d.AuthTimeout,
 	}
 	if ds.log == nil {
 		ds.log = slog.New(slog.DiscardHandler)
+	}
+	if ds.authTimeout == 0 {
+		ds.authTimeout = daemonAuthTimeout
 	}
 	if ds.cacheDir == "" {
 		ds.cacheDir = defaultCacheDir()
@@ -144,13 +169,85 @@ func defaultCacheDir() string {
 
 // daemonState is what the connections of one Serve share.
 type daemonState struct {
-	d          *Daemon
-	log        *slog.Logger
-	cacheDir   string
-	handshakes chan struct{} // one token per connection authenticating
+	d           *Daemon
+	log         *slog.Logger
+	cacheDir    string
+	authTimeout time.Duration
 
-	mu   sync.Mutex
-	jobs map[string]bool // ids of the jobs being served
+	mu         sync.Mutex
+	jobs       map[string]bool            // ids of the jobs being served
+	handshakes int                        // connections authenticating
+	peers      map[string]*peerHandshakes // by peerSource, while it has some
+	fullLogged time.Time                  // when a refusal for handshakes was last logged
+}
+
+// peerHandshakes counts the connections from one source that are
+// authenticating, and those refused since it last had none.
+type peerHandshakes struct {
+	n, refused int
+}
+
+// peerSource is the key under which a connection from addr counts toward
+// maxPeerHandshakes: its IPv4 address, or the /64 of its IPv6 address (a
+// single host commonly has a whole /64).
+func peerSource(addr net.Addr) string {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	ip := ap.Addr().Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64) // cannot fail for an IPv6 address
+		return p.String()
+	}
+	return ip.String()
+}
+
+// claimHandshake takes a handshake slot for a connection from source. It
+// reports false if source, or the daemon as a whole, has too many
+// connections authenticating already; why then says why, for the log, or is
+// empty when the refusal need not be logged: a flood is logged at its first
+// refusal from a source (and summed up by releaseHandshake), and at most
+// once a second while the whole daemon is full.
+func (ds *daemonState) claimHandshake(source string) (ok bool, why string) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	ph := ds.peers[source]
+	switch {
+	case ph != nil && ph.n >= maxPeerHandshakes:
+		if ph.refused++; ph.refused == 1 {
+			why = fmt.Sprintf("%d connections from %s are authenticating already", ph.n, source)
+		}
+		return false, why
+	case ds.handshakes >= maxHandshakes:
+		if now := time.Now(); now.Sub(ds.fullLogged) >= time.Second {
+			ds.fullLogged = now
+			why = fmt.Sprintf("%d connections are authenticating already", ds.handshakes)
+		}
+		return false, why
+	}
+	if ph == nil {
+		ph = &peerHandshakes{}
+		ds.peers[source] = ph
+	}
+	ph.n++
+	ds.handshakes++
+	return true, ""
+}
+
+// releaseHandshake gives back a slot of claimHandshake. It returns how
+// many connections from source were refused since it last had none, once
+// it has none again (0 otherwise).
+func (ds *daemonState) releaseHandshake(source string) (refused int) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	ds.handshakes--
+	ph := ds.peers[source]
+	if ph.n--; ph.n > 0 {
+		return 0
+	}
+	delete(ds.peers, source)
+	return ph.refused
 }
 
 // claimJob registers job, reporting false if it is already served.
@@ -174,17 +271,20 @@ func (ds *daemonState) releaseJob(job string) {
 func (ds *daemonState) serveConn(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	log := ds.log.With("peer", c.RemoteAddr().String())
-	select {
-	case ds.handshakes <- struct{}{}:
-	default:
-		log.Warn("daemon: too many connections authenticating at once; closing this one")
+	source := peerSource(c.RemoteAddr())
+	if ok, why := ds.claimHandshake(source); !ok {
+		if why != "" {
+			log.Warn("daemon: closing new connections at once while too many are authenticating", "why", why)
+		}
 		return
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()
-	_ = c.SetDeadline(time.Now().Add(daemonAuthTimeout))
+	_ = c.SetDeadline(time.Now().Add(ds.authTimeout))
 	err := auth.Server(c, ds.d.Secret, DaemonAuthLabel)
-	<-ds.handshakes
+	if refused := ds.releaseHandshake(source); refused > 0 {
+		log.Warn("daemon: closed connections from a source that had too many authenticating at once", "source", source, "closed", refused)
+	}
 	if err != nil {
 		if errors.Is(err, auth.ErrDenied) {
 			log.Warn("daemon: refused a launcher with the wrong secret")
@@ -345,6 +445,9 @@ func (ss *session) readLoop(ctx context.Context) (ended bool, reason string) {
 			return true, "the launcher ended the job"
 		case dopExeQuery:
 			_, err := os.Stat(ss.exePath(m.sha))
+			if err == nil {
+				ss.log.Info("daemon: staged program found in the cache", "sha256", hex.EncodeToString(m.sha))
+			}
 			if ss.send(&dmsg{op: dopExeStatus, have: err == nil}) != nil {
 				return false, "lost the launcher"
 			}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -125,13 +127,20 @@ func FuzzDaemonFrame(f *testing.F) {
 // testDaemon serves a Daemon on 127.0.0.1 until the test ends.
 func testDaemon(t *testing.T, secret []byte) (addr string, logs *syncBuffer) {
 	t.Helper()
+	return serveTestDaemon(t, &Daemon{Secret: secret})
+}
+
+// serveTestDaemon serves d on 127.0.0.1 until the test ends, with a
+// temporary cache directory and a debug log.
+func serveTestDaemon(t *testing.T, d *Daemon) (addr string, logs *syncBuffer) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs = &syncBuffer{}
-	d := &Daemon{Secret: secret, CacheDir: t.TempDir(),
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	d.CacheDir = t.TempDir()
+	d.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Serve(ctx, ln) }() // exits when cancelled below
@@ -344,7 +353,8 @@ func TestDaemonRefusesBadRequests(t *testing.T) {
 
 func TestDaemonStaging(t *testing.T) {
 	secret := testSecret(t)
-	addr, _ := testDaemon(t, secret)
+	d := &Daemon{Secret: secret}
+	addr, logs := serveTestDaemon(t, d)
 	exe := []byte("#!/bin/sh\necho staged \"$@\"\n")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "prog")
@@ -363,8 +373,28 @@ func TestDaemonStaging(t *testing.T) {
 	if err := c.stage(t.Context(), exe, sum); err != nil {
 		t.Fatalf("stage: %v", err)
 	}
+	cached := filepath.Join(d.CacheDir, hex.EncodeToString(sum))
+	before, err := os.Stat(cached)
+	if err != nil {
+		t.Fatalf("the staged program is not in the cache: %v", err)
+	}
 	if err := c.stage(t.Context(), exe, sum); err != nil { // cached now
 		t.Fatalf("stage again: %v", err)
+	}
+	// The second call found the program in the cache and sent nothing: an
+	// upload would have renamed a new file into place and been logged.
+	after, err := os.Stat(cached)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Errorf("the second stage replaced the cached program: it uploaded it again")
+	}
+	if n := strings.Count(logs.String(), "daemon: staged a program"); n != 1 {
+		t.Errorf("the daemon received the program %d times, want once", n)
+	}
+	if !strings.Contains(logs.String(), "daemon: staged program found in the cache") {
+		t.Errorf("the daemon did not log the cache hit")
 	}
 	rr, err := c.addRank(0)
 	if err != nil {
@@ -429,4 +459,76 @@ func TestDaemonSurvivesGarbageAndWrongSecrets(t *testing.T) {
 	if !strings.Contains(logs.String(), "wrong secret") {
 		t.Errorf("the daemon did not log the wrong secret:\n%s", logs.String())
 	}
+}
+
+// TestDaemonHandshakeFlood: one address holding many idle connections
+// before auth gets at most maxPeerHandshakes of them served and the rest
+// closed at once, so a launcher from another address still gets a job.
+func TestDaemonHandshakeFlood(t *testing.T) {
+	secret := testSecret(t)
+	addr, logs := testDaemon(t, secret) // on 127.0.0.1
+	flooder := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	const flood = maxHandshakes + 6
+	held, closed := 0, 0
+	for range flood {
+		c, err := flooder.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// The daemon either sends its challenge (the connection holds a
+		// handshake slot) or closes the connection at once.
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var b [1]byte
+		switch _, err := c.Read(b[:]); {
+		case err == nil:
+			held++
+		case errors.Is(err, io.EOF):
+			closed++
+		default:
+			t.Fatalf("flood connection: %v", err)
+		}
+	}
+	if held != maxPeerHandshakes || closed != flood-maxPeerHandshakes {
+		t.Errorf("of %d connections from one address, %d were served and %d closed; want %d served",
+			flood, held, closed, maxPeerHandshakes)
+	}
+	// While the flood holds its slots, a launcher from 127.0.0.1 runs a job.
+	rc := dialRaw(t, addr, secret)
+	pids := rc.spawnSleepers("f1", 1)
+	rc.c.Close()
+	launchertest.WaitGone(t, pids...)
+	if want := fmt.Sprintf("%d connections from 127.0.0.2 are authenticating already", maxPeerHandshakes); !strings.Contains(logs.String(), want) {
+		t.Errorf("the daemon did not log the flood:\n%s", logs.String())
+	}
+}
+
+// TestDaemonClosesSilentConnection: a connection that says nothing is
+// closed once AuthTimeout has passed, and the daemon goes on serving.
+func TestDaemonClosesSilentConnection(t *testing.T) {
+	secret := testSecret(t)
+	const timeout = 300 * time.Millisecond
+	addr, logs := serveTestDaemon(t, &Daemon{Secret: secret, AuthTimeout: timeout})
+	start := time.Now()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	n, err := io.Copy(io.Discard, c) // the challenge, then EOF at the daemon's deadline
+	elapsed := time.Since(start)
+	if err != nil || n == 0 {
+		t.Fatalf("silent connection: read %d bytes, %v; want the challenge, then EOF", n, err)
+	}
+	if elapsed < timeout || elapsed > daemonAuthTimeout {
+		t.Errorf("the daemon closed the silent connection after %v; want after its deadline of %v", elapsed, timeout)
+	}
+	if !strings.Contains(logs.String(), "failed the handshake") {
+		t.Errorf("the daemon did not log the silent connection:\n%s", logs.String())
+	}
+	rc := dialRaw(t, addr, secret)
+	pids := rc.spawnSleepers("5e", 1)
+	rc.c.Close()
+	launchertest.WaitGone(t, pids...)
 }

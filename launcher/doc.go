@@ -63,7 +63,9 @@
 // The launcher connects to every daemon over TCP and both sides prove the
 // shared secret ([ReadSecret]) with the challenge-response of package
 // runtime/auth (label [DaemonAuthLabel]); a daemon reads nothing else from
-// a peer before. [Map] places the ranks; each rank's GORUN_HOST is its
+// a peer before, and limits how many connections, from one address and in
+// all, may be in the handshake at once (see [Daemon.Serve]). [Map] places
+// the ranks; each rank's GORUN_HOST is its
 // host's name as listed, so ranks with the same name share memory.
 //
 // After the handshake both directions carry frames: a little-endian
@@ -80,7 +82,10 @@
 //
 //	gorun: lost the daemon on host h2 (no word from it for 3s); stopping 8 ranks
 //
-// and the daemon kills the job's ranks (SIGTERM, SIGKILL a second later).
+// and tells the ranks on the other hosts, whose blocked calls fail with an
+// error naming the host; they have a quarter of a second to report it
+// before they are stopped as for a failed rank. The daemon, for its part,
+// kills the job's ranks (SIGTERM, SIGKILL a second later).
 // A daemon also kills its ranks when the job ends, and removes the job's
 // shared memory. Ranks on another host start from the daemon's
 // environment plus the -x variables (and GORUN_DEBUG and GORUN_TRANSPORT

@@ -384,8 +384,8 @@ func (j *job) run(ctx context.Context) (int, error) {
 		e.alive[p.rank] = true
 	}
 	e.remaining = len(procs)
-	var killC, blameC <-chan time.Time
-	var killTimer, blameTimer *time.Timer
+	var killC, blameC, termC <-chan time.Time
+	var killTimer, blameTimer, termTimer *time.Timer
 	stopping := func() {
 		// Stop every rank: SIGTERM now, SIGKILL after termGrace.
 		e.signalAll(syscall.SIGTERM)
@@ -422,9 +422,13 @@ func (j *job) run(ctx context.Context) (int, error) {
 			connected, finalized, lost := j.rankState(ex.p.rank)
 			switch {
 			case ex.status.lost != "":
-				// A lost daemon is the cause, whatever else failed.
-				stopping()
+				// A lost daemon is the cause, whatever else failed. The
+				// other ranks hear of it first (their blocked calls fail)
+				// and have lastWordsWait to report that before they are
+				// stopped.
 				e.hostLost(ex)
+				termTimer = time.NewTimer(lastWordsWait)
+				termC = termTimer.C
 			case !ex.status.failed() && (!connected || finalized):
 				// A clean exit; a rank waiting to blame this one blames itself.
 				if e.pending != nil && e.pendingPeer == ex.p.rank {
@@ -469,10 +473,16 @@ func (j *job) run(ctx context.Context) (int, error) {
 				e.timedOut()
 				stopping()
 			}
+		case <-termC:
+			termC = nil
+			stopping()
 		case <-killC:
 			killC = nil
 			e.signalAll(syscall.SIGKILL)
 		}
+	}
+	if termTimer != nil {
+		termTimer.Stop()
 	}
 	if killTimer != nil {
 		killTimer.Stop()
@@ -714,9 +724,10 @@ func (e *ending) rankFailed(ex rankExit) {
 	e.j.report("gorun: %s%s", what, stopping(e.remaining, true))
 }
 
-// hostLost ends the job because the daemon of ex's host was lost; the
-// caller has already begun to stop the other ranks. The report counts the
-// ranks on the other hosts, since those of the lost host are gone with it.
+// hostLost ends the job because the daemon of ex's host was lost, telling
+// the ranks (their blocked calls fail with an error naming the host); the
+// caller stops them a moment later. The report counts the ranks on the
+// other hosts, since those of the lost host are gone with it.
 func (e *ending) hostLost(ex rankExit) {
 	e.ended = true
 	e.code = ExitFailure

@@ -37,12 +37,14 @@ type multiHost struct {
 // base is the launcher's environment for -x.
 func newMultiHost(cfg Config, base []string) (*multiHost, error) {
 	m := &multiHost{hosts: cfg.Hosts, secret: cfg.Secret}
-	if len(cfg.Secret) == 0 {
-		return nil, usageErrorf(nil, "a job on several hosts needs the daemons' shared secret (--secret-file; make one with \"gorun secret\")")
-	}
 	var err error
+	// A job that cannot be placed is reported as such, whatever else is
+	// missing.
 	if m.place, m.localSizes, err = Map(cfg.Hosts, cfg.N, cfg.MapByNode, cfg.Oversubscribe); err != nil {
 		return nil, err
+	}
+	if len(cfg.Secret) == 0 {
+		return nil, usageErrorf(nil, "a job on several hosts needs the daemons' shared secret (--secret-file; make one with \"gorun secret\")")
 	}
 	if cfg.Net != "" {
 		if m.net, err = netip.ParsePrefix(cfg.Net); err != nil {

@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -284,7 +285,8 @@ func (c *nsCluster) jobArgs(extra ...string) []string {
 // hostOf is the host index of rank r (ranks fill each host's slots in turn).
 func hostOf(r int) int { return r / nsSlots }
 
-var pidLine = regexp.MustCompile(`(?m)^pid (\d+) (\d+)\b`) // "pid RANK PID [JOB]"
+// pidLine matches "pid RANK PID [JOB]", tagged "[RANK] " with gorun -l.
+var pidLine = regexp.MustCompile(`(?m)^(?:\[\d+\] )?pid (\d+) (\d+)\b`)
 
 // rankPids returns the pids testprog's ranks printed.
 func rankPids(out string) []int {
@@ -312,47 +314,51 @@ func (c *nsCluster) shmLeft(t *testing.T, h *nsHost) []string {
 	return left
 }
 
-// checkRoutes checks the routes the ranks printed (GORUN_DEBUG=routes):
-// TCP between hosts and, once the runtime has shared memory, shared memory
-// within a host.
+// checkRoutes checks the routes every rank printed (GORUN_DEBUG=routes,
+// "mpi: route A->B shm|tcp|self"): shared memory within a host, TCP
+// between hosts, and one route from every rank to every rank.
 func checkRoutes(t *testing.T, stderr string) {
 	t.Helper()
-	re := regexp.MustCompile(`route (\d+)->(\d+) (\w+)`)
+	re := regexp.MustCompile(`(?m)^mpi: route (\d+)->(\d+) (\w+)$`)
 	ms := re.FindAllStringSubmatch(stderr, -1)
 	if len(ms) == 0 {
-		t.Log("the ranks printed no routes (GORUN_DEBUG=routes is not in the runtime yet); route check skipped")
+		t.Errorf("the ranks printed no routes with GORUN_DEBUG=routes; stderr:\n%s", stderr)
 		return
 	}
 	seen := make(map[[2]int]string)
-	anyShm := false
 	for _, m := range ms {
 		a, _ := strconv.Atoi(m[1])
 		b, _ := strconv.Atoi(m[2])
+		if prev, ok := seen[[2]int{a, b}]; ok {
+			t.Errorf("route %d->%d printed twice (%s, then %s)", a, b, prev, m[3])
+		}
 		seen[[2]int{a, b}] = m[3]
-		anyShm = anyShm || m[3] == "shm"
 	}
 	for a := range nsRanks {
 		for b := range nsRanks {
-			via, ok := seen[[2]int{a, b}]
+			want := "tcp"
 			switch {
 			case a == b:
+				want = "self"
+			case hostOf(a) == hostOf(b):
+				want = "shm"
+			}
+			switch via, ok := seen[[2]int{a, b}]; {
 			case !ok:
 				t.Errorf("rank %d printed no route to rank %d", a, b)
-			case hostOf(a) != hostOf(b) && via != "tcp":
-				t.Errorf("route %d->%d between hosts is %s, want tcp", a, b, via)
-			case hostOf(a) == hostOf(b) && anyShm && via != "shm":
-				t.Errorf("route %d->%d within a host is %s, want shm", a, b, via)
+			case via != want:
+				t.Errorf("route %d->%d (hosts %d and %d) is %s, want %s", a, b, hostOf(a), hostOf(b), via, want)
 			}
 		}
+	}
+	if len(seen) != nsRanks*nsRanks {
+		t.Errorf("%d routes printed, want %d", len(seen), nsRanks*nsRanks)
 	}
 	counts := make(map[string]int)
 	for _, via := range seen {
 		counts[via]++
 	}
 	t.Logf("routes: %v", counts)
-	if !anyShm {
-		t.Log("no rank uses shared memory yet (the runtime's shm transport has not landed); same-host check skipped")
-	}
 }
 
 func (c *nsCluster) testHostnames(t *testing.T) {
@@ -498,14 +504,17 @@ func (c *nsCluster) testCutNetwork(t *testing.T) {
 	sh(t, "ip", "-n", c.sw, "link", "set", port, "up")
 }
 
-// breakMidJob runs a blocking job on the whole cluster, calls breakHost
-// once every rank runs, and checks that the job ends within nsLostLimit
-// with a message naming victim and reason, and that nothing is left.
+// breakMidJob runs a job of blocked ranks on the whole cluster, calls
+// breakHost once every rank is blocked in its receive, and checks that the
+// job ends within nsLostLimit with a message naming victim and reason,
+// that every rank elsewhere saw its receive fail with an error naming the
+// host, and that nothing is left.
 func (c *nsCluster) breakMidJob(t *testing.T, victim *nsHost, reason string, breakHost func()) {
 	ctx, cancel := context.WithTimeout(t.Context(), nsJobLimit)
 	defer cancel()
+	// -l tags each line with its rank.
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", c.hosts[0].ns, c.gorun},
-		c.jobArgs(c.testprog, "block")...)...)
+		c.jobArgs("-l", c.testprog, "block")...)...)
 	var errs syncBuffer
 	cmd.Stderr = &errs
 	stdout, err := cmd.StdoutPipe()
@@ -518,11 +527,16 @@ func (c *nsCluster) breakMidJob(t *testing.T, victim *nsHost, reason string, bre
 	var pids []int
 	stuck := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Signal(syscall.SIGQUIT) }) // a stack dump beats a silent hang
 	defer stuck.Stop()
+	// Each rank prints its pid, then, past testprog's barrier, "blocking R"
+	// as it enters its receive.
+	blocking := regexp.MustCompile(`^\[\d+\] blocking \d+$`)
 	sc := bufio.NewScanner(stdout)
-	for len(pids) < nsRanks && sc.Scan() {
+	for n := 0; n < nsRanks && sc.Scan(); {
 		if m := pidLine.FindStringSubmatch(sc.Text()); m != nil {
 			p, _ := strconv.Atoi(m[2])
 			pids = append(pids, p)
+		} else if blocking.MatchString(sc.Text()) {
+			n++
 		}
 	}
 	if len(pids) < nsRanks {
@@ -553,8 +567,33 @@ func (c *nsCluster) breakMidJob(t *testing.T, victim *nsHost, reason string, bre
 		t.Logf("after %v: %s", elapsed.Round(time.Millisecond), m)
 	}
 	launchertest.WaitGone(t, pids...)
-	if d := time.Since(killed); d > nsLostLimit+time.Second {
-		t.Errorf("the last rank ended %v after the break; want within %v", d, nsLostLimit)
+	last := time.Since(killed)
+	t.Logf("the job ended %v after the break, its last rank %v after", elapsed.Round(time.Millisecond), last.Round(time.Millisecond))
+	if last > nsLostLimit {
+		t.Errorf("the last rank ended %v after the break; want within %v", last, nsLostLimit)
+	}
+	// Every rank on the other hosts is blocked in a receive (rank 3 or 7
+	// on a peer of the lost host, the others on peers that are fine): the
+	// launcher tells them of the loss before it stops them, so each
+	// receive fails with an error naming the host, which the rank prints.
+	// The ranks of the lost host cannot be heard from: they died with
+	// their daemon, or their output is behind the cut.
+	blocked := regexp.MustCompile(`(?m)^\[(\d+)\] blocked recv returned: (.*)$`)
+	got := make(map[int]string)
+	for _, m := range blocked.FindAllStringSubmatch(errs.String(), -1) {
+		r, _ := strconv.Atoi(m[1])
+		got[r] = m[2]
+	}
+	lostHost := slices.Index(c.hosts, victim)
+	for r := range nsRanks {
+		if hostOf(r) == lostHost {
+			continue
+		}
+		if msg, ok := got[r]; !ok {
+			t.Errorf("rank %d (host %d) did not report its blocked receive failing; stderr:\n%s", r, hostOf(r), errs.String())
+		} else if !strings.Contains(msg, "lost the daemon on host "+victim.ip) {
+			t.Errorf("rank %d: blocked recv returned %q; want an error naming host %s", r, msg, victim.ip)
+		}
 	}
 	for _, h := range c.hosts {
 		select {

@@ -332,6 +332,11 @@ func hostsConfig(c *cli.Context, cfg *launcher.Config) error {
 	cfg.Oversubscribe = c.Bool("oversubscribe")
 	cfg.Net = c.String("net")
 	cfg.Stage = c.Bool("stage")
+	// A job that cannot be placed (more ranks than slots) is reported as
+	// such, before whatever is wrong with the secret file.
+	if _, _, err := launcher.Map(cfg.Hosts, cfg.N, cfg.MapByNode, cfg.Oversubscribe); err != nil {
+		return err
+	}
 	secretFile := c.String("secret-file")
 	if secretFile == "" {
 		secretFile = launcher.DefaultSecretFile()

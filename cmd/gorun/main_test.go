@@ -405,6 +405,58 @@ func TestSecretCommand(t *testing.T) {
 	}
 }
 
+// TestSlotsBeforeSecret: with --hostfile, a job with more ranks than
+// slots is reported as such even when the secret file is missing too.
+func TestSlotsBeforeSecret(t *testing.T) {
+	hostfile := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(hostfile, []byte("node01 slots=1\nnode02:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := gorun(t, "", "--hostfile", hostfile, "-n", "3", "--secret-file", "/no/such/secret", rankprog)
+	want := "gorun: 3 ranks requested but the hosts have only 2 slots (node01:1, node02:1): "
+	if got := lines(stderr); code != 2 || len(got) != 1 || !strings.HasPrefix(got[0], want) || !strings.Contains(got[0], "--oversubscribe") {
+		t.Errorf("exit %d, stderr %q; want 2 and one line starting %q", code, stderr, want)
+	}
+	if stdout != "" {
+		t.Errorf("stdout %q; want nothing", stdout)
+	}
+	// With enough slots, the missing secret is what is wrong.
+	code, _, stderr = gorun(t, "", "--hostfile", hostfile, "-n", "2", "--secret-file", "/no/such/secret", rankprog)
+	if code != 2 || !strings.HasPrefix(stderr, "gorun: secret file /no/such/secret does not exist") {
+		t.Errorf("exit %d, stderr %q; want 2 and the missing secret file", code, stderr)
+	}
+}
+
+// TestDaemonMissingSecretFile runs the gorun binary: "gorun daemon" with a
+// missing secret file exits with status 2 at once, saying why.
+func TestDaemonMissingSecretFile(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
+	cmd := exec.Command(gorunBin, "daemon", "--listen", addr, "--secret-file", "/nonexistent/secret")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }() // exits when the daemon does (or is killed below)
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("gorun daemon with a missing secret file still runs; stderr:\n%s", stderr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Errorf("gorun daemon ended with %v; want exit status 2", err)
+	}
+	want := `gorun: secret file /nonexistent/secret does not exist; make one with "gorun secret --out /nonexistent/secret" and copy it to every host (mode 0600)` + "\n"
+	if stderr.String() != want || stdout.Len() != 0 {
+		t.Errorf("stdout %q, stderr %q; want only %q on stderr", stdout.String(), stderr.String(), want)
+	}
+}
+
 // TestDaemonCommand runs two real daemons on 127.0.0.1 and 127.0.0.2 and a
 // job across them, then kills one daemon mid-job.
 func TestDaemonCommand(t *testing.T) {
@@ -441,22 +493,31 @@ func TestDaemonCommand(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	barrier := t.TempDir()
-	go func() { // kills daemon 2 once all ranks run; exits then
-		for {
+	killed := make(chan time.Time, 1)
+	go func() { // kills daemon 2 once all ranks run; exits then (or at the wait limit)
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
 			if m, _ := filepath.Glob(filepath.Join(barrier, "pid.*")); len(m) == 4 {
 				break
 			}
 			time.Sleep(10 * time.Millisecond) // polling the file system
 		}
+		killed <- time.Now()
 		_ = daemons[1].Process.Kill()
 	}()
-	start := time.Now()
 	code, _, stderr = gorun(t, "", "--host", list, "--secret-file", secret, rankprog, "barrier", barrier, "block")
 	if code != 1 || !strings.Contains(stderr, "gorun: lost the daemon on host 127.0.0.2 (it closed the connection); stopping 2 ranks\n") {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("the job took %v", d)
+	select {
+	case at := <-killed:
+		d := time.Since(at)
+		t.Logf("the job ended %v after the daemon was killed", d.Round(time.Millisecond))
+		if d > 5*time.Second {
+			t.Errorf("the job ended %v after the daemon was killed; want within 5s", d)
+		}
+	default:
+		t.Errorf("the job ended before the daemon was killed")
 	}
 	var pids []int
 	files, _ := filepath.Glob(filepath.Join(barrier, "pid.*"))

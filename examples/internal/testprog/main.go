@@ -6,7 +6,9 @@
 //	testprog fail R CODE   rank R prints "exiting R <unix nanoseconds>" and exits with
 //	                       CODE; the others block receiving from R
 //	testprog kill R        rank R kills itself with SIGKILL; the others block receiving from R
-//	testprog block         every rank blocks receiving from the next rank
+//	testprog block         every rank prints "blocking R", then blocks receiving from the
+//	                       next rank; if that fails it prints "blocked recv returned: ERR"
+//	                       on stderr and exits 1
 //	testprog exchange N [MAX]  every pair of ranks exchanges N messages of random
 //	                           sizes (up to MAX bytes, default 1 MiB) and tags, checked
 //	testprog nofinalize R  rank R exits 0 without calling Finalize
@@ -56,6 +58,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "rank %d: recv from failed rank: %v (peer lost: %v)\n", rank, err, errors.Is(err, mpi.ErrPeerLost) || errors.Is(err, mpi.ErrAborted))
 		os.Exit(1)
 	case "block":
+		fmt.Printf("blocking %d\n", rank)
 		_, err := mpi.Recv(world, []int{0}, (rank+1)%world.Size(), 0)
 		fmt.Fprintln(os.Stderr, "blocked recv returned:", err)
 		os.Exit(1)

@@ -12,6 +12,7 @@
 // Handshake: the dialer connects, both sides run the mutual challenge of
 // package auth (label "gorun-tcp", key Config.Token), then the dialer sends a
 // hello naming its rank and the rank it wants, which the acceptor confirms.
+// Both sides then set TCP_NODELAY, so that small frames go out at once.
 // Every step before that is under a deadline, so a silent or garbage
 // connection costs one goroutine for at most Config.HandshakeTimeout.
 //
@@ -361,6 +362,12 @@ func (e *Endpoint) serve(conn *net.TCPConn) {
 	if err != nil || e.closed.Load() {
 		// A connection that fails its handshake is dropped without a word:
 		// it is not (yet) a rank, so there is nobody to tell.
+		e.mu.Unlock()
+		return
+	}
+	// As on the dialer's side: small frames go out at once. A socket
+	// option, so it holds for the duplicate that detach makes.
+	if err := conn.SetNoDelay(true); err != nil {
 		e.mu.Unlock()
 		return
 	}

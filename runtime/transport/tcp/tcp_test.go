@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gorun-hpc/gorun/runtime/auth"
 	"github.com/gorun-hpc/gorun/runtime/transport"
 	"github.com/gorun-hpc/gorun/runtime/transport/transporttest"
@@ -337,6 +339,43 @@ func TestDialedPeerDies(t *testing.T) {
 	err := e0.Send(data(0, 1, 8, nil), nil)
 	if !errors.Is(err, transport.ErrPeerLost) {
 		t.Errorf("Send to a dead peer = %v, want ErrPeerLost", err)
+	}
+}
+
+// TestNoDelay: TCP_NODELAY is set on both ends of an established
+// connection, on the descriptors that carry its frames once detached from
+// the network poller.
+func TestNoDelay(t *testing.T) {
+	bk := newBook()
+	rec1 := transporttest.NewRecorder(1)
+	e0 := listen(t, 0, testToken, transporttest.NewRecorder(0), bk)
+	e1 := listen(t, 1, testToken, rec1, bk)
+	if err := e0.Send(data(0, 1, 0, []byte("hi")), []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(t, rec1, 1) // the acceptor registers its connection before it reads
+	fds := map[string]int{}
+	v, ok := e0.out.Load(1)
+	if !ok || v.(*outConn).s == nil {
+		t.Fatal("rank 0 holds no connection to rank 1")
+	}
+	fds["dialer"] = v.(*outConn).s.fd
+	e1.mu.Lock()
+	for c := range e1.ins {
+		fds["acceptor"] = c.s.fd
+	}
+	e1.mu.Unlock()
+	if len(fds) != 2 {
+		t.Fatalf("descriptors %v; want the dialer's and the acceptor's", fds)
+	}
+	for side, fd := range fds {
+		on, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY)
+		if err != nil {
+			t.Fatalf("%s: getsockopt TCP_NODELAY: %v", side, err)
+		}
+		if on == 0 {
+			t.Errorf("%s: TCP_NODELAY is off", side)
+		}
 	}
 }
 
