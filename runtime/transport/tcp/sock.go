@@ -35,8 +35,9 @@ type sock struct {
 	fd   int
 	addr string // remote address, for errors
 
-	mu     sync.Mutex // held by write and close
-	closed bool       // guarded by mu
+	mu     sync.Mutex   // held by write and close
+	life   sync.RWMutex // read-held by shutdown, held by close: no shutdown of a closed (reused) descriptor
+	closed bool         // guarded by mu and life: set under both
 
 	shut atomic.Bool  // shutdown was called: waits end at once
 	rdl  atomic.Int64 // read deadline, Unix nanoseconds; 0: none
@@ -198,12 +199,17 @@ func unixNano(t time.Time) int64 {
 }
 
 // shutdown shuts the socket down in direction how (unix.SHUT_WR, SHUT_RDWR)
-// and, for SHUT_RDWR, ends every wait on it. Safe at any time before close.
+// and, for SHUT_RDWR, ends every wait on it. Safe at any time, also while a
+// write waits and after close (then it does nothing).
 func (s *sock) shutdown(how int) {
 	if how == unix.SHUT_RDWR {
 		s.shut.Store(true)
 	}
-	_ = unix.Shutdown(s.fd, how)
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if !s.closed {
+		_ = unix.Shutdown(s.fd, how)
+	}
 }
 
 // close closes the descriptor, once, when no write is in progress.
@@ -211,6 +217,8 @@ func (s *sock) close() {
 	s.shutdown(unix.SHUT_RDWR) // ends a write waiting for space
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.life.Lock()
+	defer s.life.Unlock()
 	if !s.closed {
 		s.closed = true
 		_ = unix.Close(s.fd)

@@ -711,3 +711,56 @@ func TestCloseWithStalledPeer(t *testing.T) {
 		t.Errorf("Send blocked during Close = %v, want ErrClosed", err)
 	}
 }
+
+// TestShutdownAfterClose checks that a sock closed by one goroutine is never
+// shut down afterwards by another (a Send failing as the watcher closes):
+// the descriptor number is free for reuse by then, and shutting it down
+// would cut an unrelated connection.
+func TestShutdownAfterClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pair := func() (*net.TCPConn, net.Conn) {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.(*net.TCPConn), a
+	}
+	c1, a1 := pair()
+	defer a1.Close()
+	s1, err := detach(c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, a2 := pair()
+	defer a2.Close()
+	s2, err := detach(c2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.close()
+	old := s1.fd
+	s1.close()
+	// Another connection takes over the freed descriptor number (nothing
+	// was opened in between, so the number is free).
+	if err := unix.Dup3(s2.fd, old, unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(old)
+	s1.shutdown(unix.SHUT_RDWR) // must not touch the socket now at that number
+	if _, err := unix.Write(old, []byte("ping")); err != nil {
+		t.Fatalf("write on the connection that reused descriptor %d: %v", old, err)
+	}
+	b := make([]byte, 4)
+	if _, err := io.ReadFull(a2, b); err != nil || string(b) != "ping" {
+		t.Fatalf("read %q, %v; want ping", b, err)
+	}
+}
