@@ -45,6 +45,10 @@ type sock struct {
 	iov  [2]unix.Iovec
 }
 
+// rawWriteMax is the largest write made as a raw system call, invisible to
+// the scheduler; larger ones take long enough in the kernel to be announced.
+const rawWriteMax = 64 << 10
+
 // waitSlice bounds one registered wait, so that deadlines set and shutdowns
 // made while a goroutine waits take effect within it.
 const waitSlice = 100 * time.Millisecond
@@ -114,7 +118,15 @@ func (s *sock) write(a, b []byte) error {
 			s.iov[n].SetLen(len(b))
 			n++
 		}
-		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(s.fd), uintptr(unsafe.Pointer(&s.iov[0])), uintptr(n))
+		var r uintptr
+		var errno syscall.Errno
+		if len(a)+len(b) <= rawWriteMax {
+			r, _, errno = syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(s.fd), uintptr(unsafe.Pointer(&s.iov[0])), uintptr(n))
+		} else {
+			// A long copy into the kernel: let the scheduler (and the
+			// garbage collector's stop-the-world) know.
+			r, _, errno = syscall.Syscall(syscall.SYS_WRITEV, uintptr(s.fd), uintptr(unsafe.Pointer(&s.iov[0])), uintptr(n))
+		}
 		s.iov = [2]unix.Iovec{} // keep no pointer to the caller's memory
 		switch errno {
 		case 0:
