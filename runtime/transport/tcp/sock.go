@@ -45,9 +45,10 @@ type sock struct {
 	iov  [2]unix.Iovec
 }
 
-// rawWriteMax is the largest write made as a raw system call, invisible to
-// the scheduler; larger ones take long enough in the kernel to be announced.
-const rawWriteMax = 64 << 10
+// rawIOMax is the largest read or write made as a raw system call,
+// invisible to the scheduler; larger ones can take long enough in the
+// kernel to be announced.
+const rawIOMax = 64 << 10
 
 // waitSlice bounds one registered wait, so that deadlines set and shutdowns
 // made while a goroutine waits take effect within it.
@@ -82,7 +83,13 @@ func detach(conn *net.TCPConn) (*sock, error) {
 // open.
 func (s *sock) read(b []byte) (n int, done bool, err error) {
 	for {
-		r, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(s.fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		var r uintptr
+		var errno syscall.Errno
+		if len(b) <= rawIOMax {
+			r, _, errno = syscall.RawSyscall(syscall.SYS_READ, uintptr(s.fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		} else {
+			r, _, errno = syscall.Syscall(syscall.SYS_READ, uintptr(s.fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		}
 		switch {
 		case errno == 0 && r > 0:
 			return int(r), false, nil
@@ -120,7 +127,7 @@ func (s *sock) write(a, b []byte) error {
 		}
 		var r uintptr
 		var errno syscall.Errno
-		if len(a)+len(b) <= rawWriteMax {
+		if len(a)+len(b) <= rawIOMax {
 			r, _, errno = syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(s.fd), uintptr(unsafe.Pointer(&s.iov[0])), uintptr(n))
 		} else {
 			// A long copy into the kernel: let the scheduler (and the
