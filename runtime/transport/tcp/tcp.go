@@ -21,8 +21,9 @@
 // each segment and acknowledgement that arrives wakes a thread parked in
 // epoll_wait, whether or not a goroutine waits on it — about two context
 // switches per message, each taking the core from a spinning rank. Frames
-// move with plain non-blocking system calls (RawSyscall: they never block,
-// so the scheduler need not hand the P on); a goroutine that must wait for
+// move with plain non-blocking system calls (raw ones up to 64 KiB: they
+// never block, so the scheduler need not hand the P on; larger copies are
+// announced to it); a goroutine that must wait for
 // the socket (an idle reader, a writer facing a full send buffer) registers
 // a duplicate of the descriptor for that wait only.
 //
