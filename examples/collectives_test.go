@@ -17,12 +17,24 @@ var collcheckOK = regexp.MustCompile(`(?m)^collcheck ok: (\d+) ranks, (\d+) chec
 // communicator, counts 0, 1, 7, 1000 and 1<<20 (the latter for Allreduce,
 // Iallreduce, Bcast, Reduce and Gather), every root, every operation; and a
 // 1<<20-element float64 Allreduce of inexact sums is bitwise the same on
-// every rank.
+// every rank. One more job of 5 ranks runs the small counts over TCP.
 func TestCollectives(t *testing.T) {
-	for _, n := range []int{1, 2, 3, 4, 5, 7, 8} {
-		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
+	type job struct {
+		n         int
+		transport string
+	}
+	jobs := []job{{1, "shm"}, {2, "shm"}, {3, "shm"}, {4, "shm"}, {5, "shm"}, {7, "shm"}, {8, "shm"}, {5, "tcp"}}
+	for _, j := range jobs {
+		n := j.n
+		t.Run(fmt.Sprintf("%s/n=%d", j.transport, n), func(t *testing.T) {
+			args := []string{"-n", strconv.Itoa(n), "-x", "GORUN_DEBUG=routes"}
+			if j.transport == "tcp" {
+				args = append(args, "-x", "GORUN_TRANSPORT=tcp", bin.collcheck, "-big=false")
+			} else {
+				args = append(args, bin.collcheck)
+			}
 			start := time.Now()
-			r := gorun(t, "-n", strconv.Itoa(n), "-x", "GORUN_DEBUG=routes", bin.collcheck)
+			r := gorun(t, args...)
 			t.Logf("%d ranks: %v", n, time.Since(start).Round(time.Millisecond))
 			if r.code != 0 {
 				t.Fatalf("exit %d\n%s\nstderr:\n%s", r.code, mismatches(r.stdout), r.stderr)
@@ -38,9 +50,9 @@ func TestCollectives(t *testing.T) {
 			if c, _ := strconv.Atoi(m[2]); c < 500*n {
 				t.Errorf("only %d checks over %d ranks: %s", c, n, m[0])
 			}
-			for i := range n { // every pair of ranks talked through shared memory
-				for j := range n {
-					if l := fmt.Sprintf("mpi: route %d->%d shm", i, j); i != j && !hasLine(r.stderr, l) {
+			for a := range n { // every pair of ranks talked through the transport
+				for b := range n {
+					if l := fmt.Sprintf("mpi: route %d->%d %s", a, b, j.transport); a != b && !hasLine(r.stderr, l) {
 						t.Errorf("stderr lacks %q:\n%s", l, r.stderr)
 					}
 				}
