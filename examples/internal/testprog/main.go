@@ -12,6 +12,7 @@
 //	testprog exchange N [MAX]  every pair of ranks exchanges N messages of random
 //	                           sizes (up to MAX bytes, default 1 MiB) and tags, checked
 //	testprog nofinalize R  rank R exits 0 without calling Finalize
+//	testprog gomaxprocs    every rank prints "gomaxprocs R N", N its GOMAXPROCS after Init
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -72,6 +74,8 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Printf("rank %d exchanged ok\n", rank)
+	case "gomaxprocs":
+		fmt.Printf("gomaxprocs %d %d\n", rank, runtime.GOMAXPROCS(0))
 	case "nofinalize":
 		if rank == arg(2) {
 			os.Exit(0)
