@@ -207,17 +207,12 @@ func (e *engine) Buffer(h transport.Header) []byte {
 	defer e.mu.Unlock()
 	env := match.Envelope{Context: h.Context, Source: h.Src, Tag: h.Tag}
 	if r, ok := e.q.Match(env); ok {
-		e.acknowledge(h)
-		if err := r.check(h); err != nil {
-			r.complete(Status{}, err)
+		dst, ok := e.accept(r, h)
+		if !ok {
 			return make([]byte, h.Len) // drained and dropped
 		}
 		e.inflight[h.Src] = slot{req: r}
-		if r.value {
-			r.data = make([]byte, h.Len)
-			return r.data
-		}
-		return r.buf[:h.Len]
+		return dst
 	}
 	msg := e.unexpected(env, h)
 	e.inflight[h.Src] = slot{msg: msg}
@@ -260,18 +255,28 @@ func (e *engine) DeliverFrame(h transport.Header, payload []byte) {
 		msg.complete = true
 		return
 	}
+	if dst, ok := e.accept(r, h); ok {
+		copy(dst, payload)
+		r.complete(statusOf(r.comm, h), nil)
+	}
+}
+
+// accept takes the message with header h into receive r, which matched it:
+// it acknowledges a synchronous send and returns where the payload goes
+// (r's buffer, or for a value receive new memory r owns). If the message
+// cannot land in r, it completes r with the reason and returns false.
+// e.mu is held.
+func (e *engine) accept(r *request, h transport.Header) ([]byte, bool) {
 	e.acknowledge(h)
 	if err := r.check(h); err != nil {
 		r.complete(Status{}, err)
-		return
+		return nil, false
 	}
 	if r.value {
 		r.data = make([]byte, h.Len)
-		copy(r.data, payload)
-	} else {
-		copy(r.buf, payload)
+		return r.data, true
 	}
-	r.complete(statusOf(r.comm, h), nil)
+	return r.buf[:h.Len], true
 }
 
 // Deliver implements transport.Sink.

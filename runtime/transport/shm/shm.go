@@ -1043,12 +1043,17 @@ func (e *Endpoint) drainLocked(max int) int {
 	n := 0
 	k := len(e.in)
 	for j := range k {
-		i := (e.next + j) % k
+		i := e.next + j
+		if i >= k {
+			i -= k
+		}
 		r := &e.in[i]
 		if r.ready(r.head) && !r.p.gone.Load() {
 			n += e.drainRing(r, max-n)
 			if max > 0 && n >= max {
-				e.next = (i + 1) % k
+				if e.next = i + 1; e.next == k {
+					e.next = 0
+				}
 				break
 			}
 		}
