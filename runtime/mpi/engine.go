@@ -11,7 +11,7 @@ import (
 
 // request is one pending receive, probe or synchronous send. It completes
 // exactly once: complete sets status and err, marks state and puts one token
-// in done. Blocking calls take requests from a pool and return them once
+// in done. Blocking calls take requests from a free list and return them once
 // the outcome is read; the engine drops every reference before completing.
 type request struct {
 	comm    *Comm

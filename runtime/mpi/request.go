@@ -39,7 +39,7 @@ func (q *Request) doneCh() <-chan struct{} {
 
 // finish copies the outcome out of the completed internal request and,
 // unless a select may still be owed its completion token, returns the
-// internal request to the pool.
+// internal request to its world's free list.
 func (q *Request) finish() (Status, error) {
 	if q.r != nil && !q.ran {
 		q.ran = true
