@@ -22,6 +22,19 @@ func Allgather[T mpi.Numeric](c *mpi.Comm, send, recv []T) error {
 	if err != nil {
 		return err
 	}
+	if s := shmOf(c); s != nil {
+		n, r := len(recv)/c.Size(), c.Rank()
+		own := send
+		if send == nil {
+			own = recv[r*n : (r+1)*n]
+		}
+		if fitsShm(n * sizeOf[T]()) {
+			return wrap("allgather", shmGatherOp(s, shmAllgather, own, recv, n, 0))
+		}
+		if err := s.arrival(shmAllgather, typeCode[T](), 0, n); err != nil {
+			return wrap("allgather", err)
+		}
+	}
 	return run()
 }
 

@@ -36,8 +36,19 @@ const (
 // collective SplitType and Split calls, cached for later calls.
 func Allreduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T]) error {
 	p, err := planAllreduce(c, send, recv, op)
-	if err != nil {
+	if err != nil || p.alone {
+		if err == nil && send != nil {
+			copy(recv, send)
+		}
 		return err
+	}
+	if s := shmOf(c); s != nil {
+		if fitsShm(len(recv) * sizeOf[T]()) {
+			return wrap("allreduce", shmAllreduceOp(s, send, recv, op))
+		}
+		if err := s.arrival(shmAllreduce, typeCode[T](), 0, len(recv)); err != nil {
+			return wrap("allreduce", err)
+		}
 	}
 	return p.run()
 }

@@ -23,6 +23,14 @@ func Alltoall[T mpi.Numeric](c *mpi.Comm, send, recv []T) error {
 		return nil
 	}
 	k := newCall(c)
+	if s := shmOf(c); s != nil {
+		if fitsShm(len(send) * sizeOf[T]()) {
+			return wrap(name, shmAlltoallOp(s, send, recv, len(send)/p))
+		}
+		if err := s.arrival(shmAlltoall, typeCode[T](), 0, len(send)/p); err != nil {
+			return wrap(name, err)
+		}
+	}
 	return wrap(name, alltoallPairwise(k, send, counts, displs, recv, counts, displs))
 }
 

@@ -2,12 +2,16 @@ package collectives
 
 import "github.com/gorun-hpc/gorun/runtime/mpi"
 
-// Barrier returns once every rank of c has called it (MPI_Barrier). It uses
-// the dissemination algorithm (barrier_dissemination.go).
+// Barrier returns once every rank of c has called it (MPI_Barrier). On one
+// host it waits in shared memory (shm_ops.go); otherwise, and for Ibarrier,
+// it uses the dissemination algorithm (barrier_dissemination.go).
 func Barrier(c *mpi.Comm) error {
 	k, alone, err := planBarrier(c)
 	if err != nil || alone {
 		return err
+	}
+	if s := shmOf(c); s != nil {
+		return wrap("barrier", s.barrier())
 	}
 	return runBarrier(k)
 }

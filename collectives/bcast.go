@@ -25,8 +25,16 @@ const (
 // may wait for the job to abort).
 func Bcast[T mpi.Numeric](c *mpi.Comm, buf []T, root int) error {
 	p, err := planBcast(c, buf, root)
-	if err != nil {
+	if err != nil || p.alone {
 		return err
+	}
+	if s := shmOf(c); s != nil {
+		if fitsShm(len(buf) * sizeOf[T]()) {
+			return wrap("bcast", shmBcastOp(s, buf, root))
+		}
+		if err := s.arrival(shmBcast, typeCode[T](), root, len(buf)); err != nil {
+			return wrap("bcast", err)
+		}
 	}
 	return p.run()
 }

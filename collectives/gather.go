@@ -45,6 +45,18 @@ func Gather[T mpi.Numeric](c *mpi.Comm, send, recv []T, root int) error {
 		return nil
 	}
 	k := newCall(c)
+	if s := shmOf(c); s != nil {
+		if fitsShm(n * sizeOf[T]()) {
+			out := recv
+			if r != root {
+				out = nil
+			}
+			return wrap(name, shmGatherOp(s, shmGather, own, out, n, root))
+		}
+		if err := s.arrival(shmGather, typeCode[T](), root, n); err != nil {
+			return wrap(name, err)
+		}
+	}
 	if n*sizeOf[T]() < gatherShortBytes {
 		return wrap(name, gatherBinomial(k, own, recv, n, root))
 	}

@@ -19,6 +19,21 @@ func Reduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T], root int) erro
 	if err != nil {
 		return err
 	}
+	if s := shmOf(c); s != nil {
+		in, out := send, []T(nil)
+		if c.Rank() == root {
+			out = recv
+			if send == nil {
+				in = recv
+			}
+		}
+		if fitsShm(len(in) * sizeOf[T]()) {
+			return wrap("reduce", shmReduceOp(s, shmReduce, in, out, op, root))
+		}
+		if err := s.arrival(shmReduce, typeCode[T](), root, len(in)); err != nil {
+			return wrap("reduce", err)
+		}
+	}
 	return run()
 }
 

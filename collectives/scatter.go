@@ -40,6 +40,14 @@ func Scatter[T mpi.Numeric](c *mpi.Comm, send, recv []T, root int) error {
 		return nil
 	}
 	k := newCall(c)
+	if s := shmOf(c); s != nil {
+		if fitsShm(p * n * sizeOf[T]()) {
+			return wrap(name, shmScatterOp(s, send, own, n, root))
+		}
+		if err := s.arrival(shmScatter, typeCode[T](), root, n); err != nil {
+			return wrap(name, err)
+		}
+	}
 	if n*sizeOf[T]() < gatherShortBytes {
 		return wrap(name, scatterBlocksBinomial(k, send, own, n, root))
 	}

@@ -79,6 +79,7 @@ type world struct {
 	rank, size           int
 	localRank, localSize int
 	host, job            string
+	inproc               string // in-process job: unique name prefix of its regions; "" otherwise
 
 	eng       *engine
 	routes    []transport.Endpoint // by world rank
@@ -177,6 +178,9 @@ func initInProcess(ctx context.Context, p *InProcess) (*world, error) {
 	w := newWorld(p.Rank, p.Size)
 	w.host = "inproc"
 	w.job = "inproc"
+	// Names this job's shared-memory regions apart from other in-process
+	// jobs of this process and other processes (see AllocShared).
+	w.inproc = fmt.Sprintf("inproc%d.%p", os.Getpid(), p.Store)
 	w.store = p.Store
 	ep := p.Hub.Endpoint(p.Rank, w.eng)
 	w.addEndpoint(ep)

@@ -1,0 +1,273 @@
+package collectives
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+	"weak"
+
+	"github.com/gorun-hpc/gorun/runtime/mpi"
+)
+
+// Small collectives on one host go through a region of shared memory that
+// every rank of the communicator maps (mpi.AllocShared), as Open MPI's
+// coll/sm and xhc do, instead of through point-to-point messages: a barrier
+// among two ranks is one store and one load of a cache line each way, an
+// allreduce of one double the same plus the reduction, and 8 ranks sharing
+// 2 cores do one round of waiting instead of lg p or p-1.
+//
+// Layout, for p ranks: one control block of shmCtl bytes per rank, then
+// shmSets sets of p slots of shmSlot bytes.
+//
+//	control block of rank j: arrive (u64) | desc[shmSets] (u64 each)
+//	slot (set, j): the bytes rank j publishes for the call using set
+//
+// Each blocking collective call on the communicator takes the next number
+// seq (the same on every rank: calling order is the same everywhere) and
+// set seq mod shmSets. A rank writes its slot for seq (if the algorithm
+// gives it something to publish), then desc[set] (the call's kind, element
+// type, count and root: see shmDesc), then arrive = seq, with an atomic
+// store that publishes everything before it; then it Wakes sleepers. Readers
+// wait for arrive ≥ seq and then read. Storing arrive = seq also says that
+// the rank has finished reading everything of the calls before seq, so
+// before writing into set seq mod shmSets again, for call seq, a rank waits
+// until every rank has arrive ≥ seq−shmSets+1 (reserve): nobody still reads
+// the set. With shmSets = 4 a root may run up to three broadcasts ahead of
+// its slowest reader.
+//
+// Disagreeing calls: a rank that waits for rank j's part of call seq also
+// reads j's desc for it and fails with ErrMismatch if the kind, root, type
+// or count differs from its own. On a communicator with a region, calls of
+// the kinds that have a shared-memory form post their arrival and desc even
+// when their size sends them to the point-to-point algorithms, so that
+// ranks whose counts put them on different paths see the disagreement
+// instead of waiting for each other forever.
+//
+// Waiting is mpi.SharedMem.WaitUntil: brief spinning (yielding at once on
+// an oversubscribed host), then a futex sleep; a lost rank or an aborted
+// job ends the wait with an error.
+//
+// Only the blocking forms use the region (non-blocking calls may overlap,
+// and their order of progress is not fixed); GORUN_COLL_SHM=off turns it
+// off (for comparisons).
+const (
+	shmSets = 4
+	shmSlot = 8 << 10 // bytes per rank per set: the largest payload of the fast path
+	shmCtl  = 128     // bytes per control block: two cache lines, so that a neighbour's prefetch does not share them
+)
+
+// Kinds of calls, for shmDesc.
+const (
+	shmBarrier = iota + 1
+	shmBcast
+	shmReduce
+	shmAllreduce
+	shmAlltoall
+	shmAllgather
+	shmGather
+	shmScatter
+)
+
+// shmOff is GORUN_COLL_SHM=off, read once; tests set it to run the
+// point-to-point algorithms on communicators created afterwards.
+var shmOff atomic.Bool
+
+func init() { shmOff.Store(os.Getenv("GORUN_COLL_SHM") == "off") }
+
+// shmColl is the shared-memory state of one communicator on one rank.
+type shmColl struct {
+	m     *mpi.SharedMem
+	p, me int
+	ctl   []byte // p control blocks
+	slots []byte // shmSets·p slots
+	seq   atomic.Uint64
+	room  atomic.Uint64 // every rank's arrive is known to be ≥ room
+}
+
+// shmColls caches each communicator's shmColl (or a nil entry when it has
+// none), keyed like hierarchies.
+var shmColls sync.Map // weak.Pointer[mpi.Comm] → *shmColl
+
+// shmOf returns c's shared-memory state, creating the region on the first
+// call: that is collective over c, so every rank must reach it in the same
+// call, which the blocking dispatchers ensure (their choice depends only on
+// c). nil means c has no region: one rank, ranks on several hosts, TCP
+// forced, GORUN_COLL_SHM=off, or the region could not be made.
+func shmOf(c *mpi.Comm) *shmColl {
+	if c.Size() < 2 {
+		return nil
+	}
+	key := weak.Make(c)
+	if s, ok := shmColls.Load(key); ok {
+		return s.(*shmColl)
+	}
+	var s *shmColl
+	if !shmOff.Load() && c.SharesMemory() {
+		p := c.Size()
+		m, err := c.AllocShared(p*shmCtl + shmSets*p*shmSlot)
+		if err == nil { // every rank gets the same outcome
+			b := m.Bytes()
+			s = &shmColl{m: m, p: p, me: c.Rank(), ctl: b[:p*shmCtl], slots: b[p*shmCtl:]}
+		}
+	}
+	shmColls.Store(key, s)
+	runtime.AddCleanup(c, func(key weak.Pointer[mpi.Comm]) { shmColls.Delete(key) }, key)
+	return s
+}
+
+// shmDesc describes a call for the disagreement check:
+//
+//	seq mod 2¹² (12 bits) | kind (4) | element type (8) | root (16) | count mod 2²⁴ (24)
+//
+// The sequence bits tell a reader whether the descriptor is the one of the
+// call it waits for.
+func shmDesc(seq uint64, kind, typ, root, count int) uint64 {
+	return (seq&0xfff)<<52 | uint64(kind&0xf)<<48 | uint64(typ&0xff)<<40 |
+		uint64(root&0xffff)<<24 | uint64(count&0xffffff)
+}
+
+// typeCode identifies an element type by kind and size for shmDesc.
+func typeCode[T mpi.Numeric]() int {
+	t := reflect.TypeFor[T]()
+	return int(t.Kind())<<3 ^ int(t.Size())
+}
+
+func (s *shmColl) word(off int) *uint64 { return (*uint64)(unsafe.Pointer(&s.ctl[off])) }
+
+func (s *shmColl) arrive(j int) *uint64 { return s.word(j * shmCtl) }
+
+func (s *shmColl) desc(j int, seq uint64) *uint64 {
+	return s.word(j*shmCtl + 8 + 8*int(seq%shmSets))
+}
+
+// slot returns rank j's slot of call seq.
+func (s *shmColl) slot(seq uint64, j int) []byte {
+	off := (int(seq%shmSets)*s.p + j) * shmSlot
+	return s.slots[off : off+shmSlot : off+shmSlot]
+}
+
+// next draws the number of a new call.
+func (s *shmColl) next() uint64 { return s.seq.Add(1) }
+
+// reserve waits until no rank still reads the set of call seq, so that
+// this rank may write its slot there and post.
+func (s *shmColl) reserve(seq uint64) error {
+	if seq < shmSets {
+		return nil
+	}
+	need := seq - shmSets + 1
+	if s.room.Load() >= need {
+		return nil
+	}
+	for j := range s.p {
+		a := s.arrive(j)
+		if atomic.LoadUint64(a) < need {
+			if err := s.m.WaitUntil(func() bool { return atomic.LoadUint64(a) >= need }); err != nil {
+				return err
+			}
+		}
+	}
+	s.room.Store(need)
+	return nil
+}
+
+// post publishes this rank's part of call seq, described by d: whatever it
+// wrote into its slot of seq before becomes visible to the others.
+func (s *shmColl) post(seq, d uint64) {
+	atomic.StoreUint64(s.desc(s.me, seq), d)
+	atomic.StoreUint64(s.arrive(s.me), seq)
+	s.m.Wake()
+}
+
+// await waits until rank j has posted call seq and checks that j describes
+// it as d does.
+func (s *shmColl) await(j int, seq, d uint64) error {
+	a := s.arrive(j)
+	if atomic.LoadUint64(a) < seq {
+		if err := s.m.WaitUntil(func() bool { return atomic.LoadUint64(a) >= seq }); err != nil {
+			return err
+		}
+	}
+	// j cannot have reused this descriptor: that needs our arrival at seq+1.
+	if theirs := atomic.LoadUint64(s.desc(j, seq)); theirs != d && theirs>>52 == d>>52 {
+		return shmMismatch(j, d, theirs)
+	}
+	return nil
+}
+
+// awaitAll waits for every other rank's part of call seq.
+func (s *shmColl) awaitAll(seq, d uint64) error {
+	for j := range s.p {
+		if j != s.me {
+			if err := s.await(j, seq, d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// postOnly posts call seq without a slot (an arrival), after reserve.
+func (s *shmColl) postOnly(seq, d uint64) error {
+	if err := s.reserve(seq); err != nil {
+		return err
+	}
+	s.post(seq, d)
+	return nil
+}
+
+// arrival announces a call that runs on the point-to-point algorithms, so
+// that ranks on the shared-memory path for the same call see the
+// disagreement. It is a no-op without a region.
+func (s *shmColl) arrival(kind, typ, root, count int) error {
+	if s == nil {
+		return nil
+	}
+	seq := s.next()
+	return s.postOnly(seq, shmDesc(seq, kind, typ, root, count))
+}
+
+func shmMismatch(j int, mine, theirs uint64) error {
+	names := [...]string{"?", "barrier", "bcast", "reduce", "allreduce", "alltoall", "allgather", "gather", "scatter"}
+	name := func(d uint64) string {
+		k := int(d >> 48 & 0xf)
+		if k < len(names) {
+			return names[k]
+		}
+		return names[0]
+	}
+	typ, cause := "", error(nil)
+	switch {
+	case (mine>>40)&0xff != (theirs>>40)&0xff:
+		typ, cause = ", another element type", mpi.ErrType
+	case theirs&0xffffff > mine&0xffffff:
+		cause = mpi.ErrTruncate
+	}
+	err := fmt.Errorf("%w: rank %d called %s (root %d, count %d%s) where this rank called %s (root %d, count %d)",
+		ErrMismatch, j, name(theirs), theirs>>24&0xffff, theirs&0xffffff, typ, name(mine), mine>>24&0xffff, mine&0xffffff)
+	if cause != nil {
+		err = fmt.Errorf("%w (%w)", err, cause)
+	}
+	return err
+}
+
+// view returns b as a []T of n elements (b holds at least n·sizeof(T) bytes;
+// slots are 64-byte aligned).
+func view[T mpi.Numeric](b []byte, n int) []T {
+	if n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), n)
+}
+
+// bytesOf returns v's memory as bytes.
+func bytesOf[T mpi.Numeric](v []T) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v)*sizeOf[T]())
+}

@@ -1,0 +1,158 @@
+package collectives
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/gorun-hpc/gorun/runtime/mpi"
+	"github.com/gorun-hpc/gorun/runtime/mpi/mpitest"
+)
+
+// TestShmRegion: communicators of goroutine ranks (which share memory) get
+// a region on their first blocking collective, split ones included, and
+// GORUN_COLL_SHM=off (shmOff) leaves them without.
+func TestShmRegion(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("off=%v", off), func(t *testing.T) {
+			withShmOff(t, off)
+			run(t, 4, "split", func(c *mpi.Comm) error {
+				if err := Barrier(c); err != nil {
+					return err
+				}
+				if got := shmOf(c) != nil; got == off {
+					return fmt.Errorf("region present = %v with shmOff = %v", got, off)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// withShmOff sets shmOff for the rest of the test.
+func withShmOff(t *testing.T, off bool) {
+	was := shmOff.Load()
+	shmOff.Store(off)
+	t.Cleanup(func() { shmOff.Store(was) })
+}
+
+// TestPointToPointAlgorithms runs the dispatcher-level tests again with the
+// shared-memory fast path off, so that the small-message point-to-point
+// algorithms stay tested on one host too (they serve communicators that
+// span hosts, and the non-blocking forms).
+func TestPointToPointAlgorithms(t *testing.T) {
+	withShmOff(t, true)
+	for name, test := range map[string]func(*testing.T){
+		"barrier": TestBarrier, "bcast": TestBcast, "gather": TestGather,
+		"scatter": TestScatter, "allgather": TestAllgather, "alltoall": TestAlltoall,
+		"allreduce": TestAllreduce, "reduce": TestReduce, "mismatch": TestMismatch,
+	} {
+		t.Run(name, test)
+	}
+}
+
+// TestShmMismatch: disagreements the region's descriptors reveal.
+func TestShmMismatch(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    int
+		fn   func(c *mpi.Comm) error
+	}{
+		// Rank 2 takes rank 1 for the root, the others rank 0.
+		{"bcast/roots", 3, func(c *mpi.Comm) error {
+			return Bcast(c, make([]int, 3), []int{0, 0, 1}[c.Rank()])
+		}},
+		{"reduce/roots", 3, func(c *mpi.Comm) error {
+			root := []int{0, 0, 1}[c.Rank()]
+			return Reduce(c, make([]int, 3), make([]int, 3), Sum, root)
+		}},
+		{"scatter/roots", 3, func(c *mpi.Comm) error {
+			root := []int{0, 0, 1}[c.Rank()]
+			return Scatter(c, make([]int, 6), make([]int, 2), root)
+		}},
+		// Different operations in the same call.
+		{"barrier-vs-allreduce", 2, func(c *mpi.Comm) error {
+			if c.Rank() == 0 {
+				return Barrier(c)
+			}
+			return Allreduce(c, nil, make([]int, 1), Sum)
+		}},
+		// One rank's count sends it to the point-to-point algorithm.
+		{"alltoall/path", 2, func(c *mpi.Comm) error {
+			b := []int{1, shmSlot}[c.Rank()]
+			return Alltoall(c, make([]byte, 2*b), make([]byte, 2*b))
+		}},
+		{"allgather/path", 3, func(c *mpi.Comm) error {
+			b := []int{1, 1, shmSlot}[c.Rank()]
+			return Allgather(c, make([]byte, b), make([]byte, 3*b))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			withShmOff(t, false)
+			if err := goErr(t, tc.n, tc.fn); !errors.Is(err, ErrMismatch) {
+				t.Errorf("err = %v; want ErrMismatch", err)
+			}
+		})
+	}
+}
+
+// TestShmRunAhead: roots of broadcasts and non-roots of reductions do not
+// wait, so a rank may run several calls ahead of a slow one; the region's
+// sets (shmSets) must not be overwritten while a slow rank still reads
+// them. Rank 2 does extra work between calls to fall behind.
+func TestShmRunAhead(t *testing.T) {
+	withShmOff(t, false)
+	mpitest.Run(t, 3, func(c *mpi.Comm) error {
+		const calls = 400
+		buf := make([]int64, 100)
+		sum := make([]int64, 100)
+		sink := 0
+		for i := range calls {
+			if c.Rank() == 2 {
+				for k := range 2000 * (i % 7) {
+					sink += k
+				}
+			}
+			if c.Rank() == 0 {
+				for k := range buf {
+					buf[k] = int64(i*1000 + k)
+				}
+			}
+			if err := Bcast(c, buf, 0); err != nil {
+				return err
+			}
+			for k := range buf {
+				if buf[k] != int64(i*1000+k) {
+					return fmt.Errorf("call %d: bcast element %d = %d, want %d", i, k, buf[k], i*1000+k)
+				}
+			}
+			mine := []int64{int64(c.Rank() + i)}
+			if err := Reduce(c, mine, sum[:1], Sum, 1); err != nil {
+				return err
+			}
+			if want := int64(3*i + 3); c.Rank() == 1 && sum[0] != want {
+				return fmt.Errorf("call %d: reduce = %d, want %d", i, sum[0], want)
+			}
+		}
+		_ = sink
+		return nil
+	})
+}
+
+// TestShmAbort: ranks waiting in the region for a rank that never comes
+// fail with ErrAborted once the job aborts, instead of waiting forever.
+func TestShmAbort(t *testing.T) {
+	withShmOff(t, false)
+	err := goErr(t, 3, func(c *mpi.Comm) error {
+		if err := Barrier(c); err != nil { // creates the region
+			return err
+		}
+		if c.Rank() == 2 {
+			return errors.New("rank 2 gives up") // abortOnError aborts the job
+		}
+		return Barrier(c)
+	})
+	if !errors.Is(err, mpi.ErrAborted) {
+		t.Errorf("err = %v; want the waiting ranks to fail with ErrAborted", err)
+	}
+}
