@@ -50,6 +50,9 @@ func Allreduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T]) error {
 			return wrap("allreduce", err)
 		}
 	}
+	if p.h != nil {
+		p.nodeShm = shmOf(p.h.node)
+	}
 	return p.run()
 }
 
@@ -70,6 +73,7 @@ type allreducePlan[T mpi.Numeric] struct {
 	op         Op[T]
 	comm       bool       // op is commutative
 	h          *hierarchy // host-aware algorithm, or nil
+	nodeShm    *shmColl   // h.node's shared-memory region, for blocking calls
 	alone      bool       // a communicator of one rank
 }
 
@@ -110,7 +114,7 @@ func (p allreducePlan[T]) run() error {
 	case p.alone:
 		return nil
 	case p.h != nil:
-		return wrap(name, allreduceNode(p.k, p.h, p.recv, p.op, p.comm))
+		return wrap(name, allreduceNode(p.k, p.h, p.recv, p.op, p.comm, p.nodeShm))
 	}
 	return wrap(name, allreduceFlat(p.k, p.recv, p.op, p.comm))
 }

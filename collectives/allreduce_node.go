@@ -28,15 +28,37 @@ import (
 //
 // Cost, with h hosts of m ranks: 2·⌈lg m⌉·(α_shm + nβ_shm) + ⌈lg m⌉·nγ +
 // the cost of the flat allreduce over h leaders.
-func allreduceNode[T mpi.Numeric](k call, h *hierarchy, buf []T, op Op[T], commutative bool) error {
+//
+// sn, the node communicator's shared-memory region (blocking calls only;
+// nil for Iallreduce), carries steps 1 and 3 for vectors that fit a slot:
+// one round of waiting on the host instead of lg m.
+func allreduceNode[T mpi.Numeric](k call, h *hierarchy, buf []T, op Op[T], commutative bool, sn *shmColl) error {
 	kn := k.on(h.node)
-	if err := reduceBinomial(kn, buf, buf, op, 0, false); err != nil {
-		return err
+	small := sn != nil && fitsShm(len(buf)*sizeOf[T]())
+	var leader []T
+	if h.leaders != nil {
+		leader = buf
+	}
+	switch {
+	case small:
+		if err := shmReduceOp(sn, shmReduce, buf, leader, op, 0); err != nil {
+			return err
+		}
+	default:
+		if err := sn.arrival(shmReduce, typeCode[T](), 0, len(buf)); err != nil {
+			return err
+		}
+		if err := reduceBinomial(kn, buf, buf, op, 0, false); err != nil {
+			return err
+		}
 	}
 	if h.leaders != nil {
 		if err := allreduceFlat(k.on(h.leaders), buf, op, commutative); err != nil {
 			return err
 		}
+	}
+	if small {
+		return shmBcastOp(sn, buf, 0)
 	}
 	return bcastBinomial(kn, buf, 0)
 }

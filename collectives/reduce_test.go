@@ -1,6 +1,7 @@
 package collectives
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -70,8 +71,9 @@ func algo[T mpi.Numeric](f func(k call, buf []T, op Op[T]) error) allreduceFn[T]
 	}
 }
 
-// nodeAlgo runs allreduceNode over fake hosts: host(rank) groups the ranks.
-func nodeAlgo[T mpi.Numeric](host func(r int) int, commutative bool) allreduceFn[T] {
+// nodeAlgo runs allreduceNode over fake hosts: host(rank) groups the ranks;
+// withShm gives the node communicators their shared-memory regions.
+func nodeAlgo[T mpi.Numeric](host func(r int) int, commutative, withShm bool) allreduceFn[T] {
 	return func(c *mpi.Comm, in, out []T, op Op[T]) error {
 		copy(out, in)
 		if c.Size() == 1 {
@@ -88,7 +90,13 @@ func nodeAlgo[T mpi.Numeric](host func(r int) int, commutative bool) allreduceFn
 		if h.leaders != nil {
 			defer h.leaders.Free()
 		}
-		return allreduceNode(newCall(c), h, out, op, commutative)
+		var sn *shmColl
+		if withShm {
+			if sn = shmOf(h.node); sn == nil && h.node.Size() > 1 {
+				return errors.New("node communicator without a shared-memory region")
+			}
+		}
+		return allreduceNode(newCall(c), h, out, op, commutative, sn)
 	}
 }
 
@@ -104,14 +112,16 @@ func TestAllreduceAlgorithms(t *testing.T) {
 		testAllreduceOps(t, floatCases(), counts, algo(allreduceRing[float64]))
 		testAllreduceOps(t, intCases()[3:], counts, algo(allreduceRing[int32]))
 	})
-	t.Run("node-contiguous", func(t *testing.T) {
-		host := func(r int) int { return r / 3 }
-		testAllreduceOps(t, floatCases(), counts, nodeAlgo[float64](host, true))
-		testAllreduceOps(t, affineCases(), counts, nodeAlgo[uint64](host, false))
-	})
-	t.Run("node-strided", func(t *testing.T) {
-		testAllreduceOps(t, floatCases(), counts, nodeAlgo[float64](func(r int) int { return r % 2 }, true))
-	})
+	for _, withShm := range []bool{false, true} {
+		t.Run(fmt.Sprintf("node-contiguous/shm=%v", withShm), func(t *testing.T) {
+			host := func(r int) int { return r / 3 }
+			testAllreduceOps(t, floatCases(), counts, nodeAlgo[float64](host, true, withShm))
+			testAllreduceOps(t, affineCases(), counts, nodeAlgo[uint64](host, false, withShm))
+		})
+		t.Run(fmt.Sprintf("node-strided/shm=%v", withShm), func(t *testing.T) {
+			testAllreduceOps(t, floatCases(), counts, nodeAlgo[float64](func(r int) int { return r % 2 }, true, withShm))
+		})
+	}
 }
 
 func TestHierarchyFlags(t *testing.T) {
