@@ -51,6 +51,9 @@
 // validates arguments, handles one rank alone, and picks by size and rank
 // count with unexported thresholds:
 //
+//	(one host)     blocking Barrier, Bcast, Reduce, Allreduce, Gather,
+//	               Scatter, Allgather, Alltoall of ≤ 8 KiB per rank: through
+//	               a shared-memory region of the communicator (shm.go)
 //	Barrier        dissemination
 //	Bcast          binomial tree; scatter + ring allgather ≥ 128 KiB, p ≥ 3
 //	Reduce         binomial tree (rank order, to rank 0 then root)
@@ -70,7 +73,8 @@
 // caller's mistake. Ranks that disagree on lengths, element types or
 // per-rank counts get ErrMismatch on at least one rank, from a receive of
 // unexpected size or type (every internal receive is exact); their
-// partners may then wait until the job aborts. Not detected: different ops
-// on different ranks, and different roots, which may hang until the job is
-// aborted (under mpitest, until the failing rank aborts it).
+// partners may then wait until the job aborts. On one host the
+// shared-memory path also compares each call's kind, root, element type
+// and count with those of every rank it waits for (shm.go). Not detected:
+// different reduction operations (Sum on one rank, Max on another).
 package collectives
