@@ -107,6 +107,10 @@ func planAllreduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T]) (allred
 // run carries out the planned Allreduce.
 func (p allreducePlan[T]) run() error {
 	const name = "allreduce"
+	if p.send != nil && p.h == nil && !p.alone && p.comm && p.k.size() == pof2Below(p.k.size()) &&
+		sizeOf[T]()*len(p.recv) >= allreduceLongBytes && len(p.recv) >= p.k.size() {
+		return wrap(name, allreduceRabenseifnerFrom(p.k, p.send, p.recv, p.op))
+	}
 	if p.send != nil {
 		copy(p.recv, p.send)
 	}

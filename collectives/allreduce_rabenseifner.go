@@ -20,6 +20,25 @@ import "github.com/gorun-hpc/gorun/runtime/mpi"
 // Cost: 2·lg p'·α + 2·(p'−1)/p'·nβ + (p'−1)/p'·nγ, plus 2·(α + nβ) when p
 // is not a power of two (fold and unfold).
 func allreduceRabenseifner[T mpi.Numeric](k call, buf []T, op Op[T]) error {
+	return rabenseifner(k, nil, buf, op)
+}
+
+// allreduceRabenseifnerFrom is allreduceRabenseifner for a commutative op
+// on a power-of-two rank count with a separate send buffer: the first
+// round sends its half of send and receives the partner's half of the
+// kept range straight into buf, then combines the kept half of send into
+// it (op(buf, send): send ⊕ received, which is rank order on the lower
+// rank and, the op being commutative, the same value on the upper one).
+// That saves copying send into buf and half a vector through scratch: for
+// two ranks a third of the memory traffic. send is not modified.
+func allreduceRabenseifnerFrom[T mpi.Numeric](k call, send, buf []T, op Op[T]) error {
+	return rabenseifner(k, send, buf, op)
+}
+
+// rabenseifner runs the algorithm; send != nil only as
+// allreduceRabenseifnerFrom allows (k.size() a power of two, op
+// commutative).
+func rabenseifner[T mpi.Numeric](k call, send, buf []T, op Op[T]) error {
 	pof2 := pof2Below(k.size())
 	rem := k.size() - pof2
 	tmp, sc := getScratch[T](len(buf))
@@ -39,15 +58,24 @@ func allreduceRabenseifner[T mpi.Numeric](k call, buf []T, op Op[T]) error {
 			if nr&mask != 0 {
 				keep, give = give, keep
 			}
-			if err := sendrecv(k, buf[give.lo:give.hi], dst, tmp[keep.lo:keep.hi], dst, stepRD); err != nil {
-				return err
-			}
-			mine, theirs := buf[keep.lo:keep.hi], tmp[keep.lo:keep.hi]
-			if nr&mask != 0 { // the partner's block is the lower one
-				op(mine, theirs)
-			} else {
-				op(theirs, mine)
-				copy(mine, theirs)
+			switch {
+			case send != nil: // first round, from send (see allreduceRabenseifnerFrom)
+				if err := sendrecv(k, send[give.lo:give.hi], dst, buf[keep.lo:keep.hi], dst, stepRD); err != nil {
+					return err
+				}
+				op(buf[keep.lo:keep.hi], send[keep.lo:keep.hi])
+				send = nil
+			default:
+				if err := sendrecv(k, buf[give.lo:give.hi], dst, tmp[keep.lo:keep.hi], dst, stepRD); err != nil {
+					return err
+				}
+				mine, theirs := buf[keep.lo:keep.hi], tmp[keep.lo:keep.hi]
+				if nr&mask != 0 { // the partner's block is the lower one
+					op(mine, theirs)
+				} else {
+					op(theirs, mine)
+					copy(mine, theirs)
+				}
 			}
 			before = append(before, span{lo, hi})
 			lo, hi = keep.lo, keep.hi

@@ -108,6 +108,17 @@ func TestAllreduceAlgorithms(t *testing.T) {
 	}
 	t.Run("rd", func(t *testing.T) { ordered(t, allreduceRD[float64], allreduceRD[uint64]) })
 	t.Run("rabenseifner", func(t *testing.T) { ordered(t, allreduceRabenseifner[float64], allreduceRabenseifner[uint64]) })
+	t.Run("rabenseifner-from-send", func(t *testing.T) {
+		// Commutative ops only; rank counts that are not powers of two
+		// take the in-place form, as the dispatcher does.
+		from := func(c *mpi.Comm, in, out []float64, op Op[float64]) error {
+			if p := c.Size(); p > 1 && p == pof2Below(p) {
+				return allreduceRabenseifnerFrom(newCall(c), in, out, op)
+			}
+			return algo(allreduceRabenseifner[float64])(c, in, out, op)
+		}
+		testAllreduceOps(t, floatCases(), counts, from)
+	})
 	t.Run("ring", func(t *testing.T) {
 		testAllreduceOps(t, floatCases(), counts, algo(allreduceRing[float64]))
 		testAllreduceOps(t, intCases()[3:], counts, algo(allreduceRing[int32]))
