@@ -31,6 +31,9 @@ func Allgather[T mpi.Numeric](c *mpi.Comm, send, recv []T) error {
 		if fitsShm(n * sizeOf[T]()) {
 			return wrap("allgather", shmGatherOp(s, shmAllgather, own, recv, n, 0))
 		}
+		if s.cma {
+			return wrap("allgather", shmAllgatherCMA(s, own, recv, n))
+		}
 		if err := s.arrival(shmAllgather, typeCode[T](), 0, n); err != nil {
 			return wrap("allgather", err)
 		}

@@ -27,6 +27,9 @@ func Alltoall[T mpi.Numeric](c *mpi.Comm, send, recv []T) error {
 		if fitsShm(len(send) * sizeOf[T]()) {
 			return wrap(name, shmAlltoallOp(s, send, recv, len(send)/p))
 		}
+		if s.cma {
+			return wrap(name, shmAlltoallCMA(s, send, recv, len(send)/p))
+		}
 		if err := s.arrival(shmAlltoall, typeCode[T](), 0, len(send)/p); err != nil {
 			return wrap(name, err)
 		}

@@ -32,6 +32,9 @@ func Bcast[T mpi.Numeric](c *mpi.Comm, buf []T, root int) error {
 		if fitsShm(len(buf) * sizeOf[T]()) {
 			return wrap("bcast", shmBcastOp(s, buf, root))
 		}
+		if s.cma {
+			return wrap("bcast", shmBcastCMA(s, buf, root))
+		}
 		if err := s.arrival(shmBcast, typeCode[T](), root, len(buf)); err != nil {
 			return wrap("bcast", err)
 		}

@@ -86,7 +86,58 @@ type shmColl struct {
 	slots []byte // shmSets·p slots
 	seq   atomic.Uint64
 	room  atomic.Uint64 // every rank's arrive is known to be ≥ room
+	// cma: every rank can read every other's memory with
+	// process_vm_readv, so large calls copy straight between the ranks'
+	// buffers (shm_cma.go).
+	cma bool
 }
+
+// Control block words beyond arrive and desc (see shm.go's layout).
+const (
+	ctlOK   = 40 // u32: 1 if this rank could read its right neighbour's memory, 2 if not
+	ctlPid  = 44 // u32: this rank's process id
+	ctlAddr = 48 // u64: address of this rank's probe word
+)
+
+// probeMagic is the value of rank r's probe word: probeMagic ^ r.
+const probeMagic = 0x676f72756e636d61
+
+// probe runs when the region is new, on every rank: each publishes its pid
+// and the address of a word, reads its right neighbour's word with
+// process_vm_readv and publishes whether that worked; cma is set if it
+// worked everywhere (it fails under a strict ptrace policy or seccomp).
+// Two barriers on the region order the steps.
+func (s *shmColl) probe() error {
+	word := new(uint64)
+	*word = probeMagic ^ uint64(s.me)
+	atomic.StoreUint32(s.word32(s.me*shmCtl+ctlPid), uint32(os.Getpid()))
+	atomic.StoreUint64(s.word(s.me*shmCtl+ctlAddr), uint64(uintptr(unsafe.Pointer(word))))
+	if err := s.barrier(); err != nil {
+		return err
+	}
+	j := (s.me + 1) % s.p
+	var got [8]byte
+	ok := uint32(2)
+	addr := uintptr(atomic.LoadUint64(s.word(j*shmCtl + ctlAddr)))
+	if readFrom(s.pid(j), addr, got[:]) == nil && *(*uint64)(unsafe.Pointer(&got[0])) == probeMagic^uint64(j) {
+		ok = 1
+	}
+	atomic.StoreUint32(s.word32(s.me*shmCtl+ctlOK), ok)
+	if err := s.barrier(); err != nil {
+		return err
+	}
+	runtime.KeepAlive(word)
+	s.cma = true
+	for r := range s.p {
+		s.cma = s.cma && atomic.LoadUint32(s.word32(r*shmCtl+ctlOK)) == 1
+	}
+	return nil
+}
+
+// pid returns rank j's process id.
+func (s *shmColl) pid(j int) int { return int(atomic.LoadUint32(s.word32(j*shmCtl + ctlPid))) }
+
+func (s *shmColl) word32(off int) *uint32 { return (*uint32)(unsafe.Pointer(&s.ctl[off])) }
 
 // shmColls caches each communicator's shmColl (or a nil entry when it has
 // none), keyed like hierarchies.
@@ -112,6 +163,9 @@ func shmOf(c *mpi.Comm) *shmColl {
 		if err == nil { // every rank gets the same outcome
 			b := m.Bytes()
 			s = &shmColl{m: m, p: p, me: c.Rank(), ctl: b[:p*shmCtl], slots: b[p*shmCtl:]}
+			if err := s.probe(); err != nil {
+				s = nil // the job is ending; the next call reports it
+			}
 		}
 	}
 	shmColls.Store(key, s)

@@ -2,6 +2,8 @@ package collectives
 
 import (
 	"runtime"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/gorun-hpc/gorun/runtime/mpi"
 )
@@ -184,4 +186,105 @@ func shmScatterOp[T mpi.Numeric](s *shmColl, send, own []T, b, root int) error {
 	}
 	runtime.KeepAlive(s)
 	return err
+}
+
+// Large calls on one host, when every rank can read the others' memory
+// (shmColl.cma): a rank publishes the address of its buffer in its slot
+// and the others copy what they need straight out of it with
+// process_vm_readv, one copy per byte, by the reader. The owner of a
+// buffer waits until every reader has said it is done before returning, so
+// the buffer stays valid; Go never moves heap objects, and these buffers
+// are on the heap (the dispatchers also hand them to package mpi, which
+// keeps them, so they escape).
+
+// setAddr and getAddr keep a buffer's address in a slot.
+func (s *shmColl) setAddr(seq uint64, b []byte) {
+	atomic.StoreUint64((*uint64)(unsafe.Pointer(&s.slot(seq, s.me)[0])), uint64(addrOf(b)))
+}
+
+func (s *shmColl) getAddr(seq uint64, j int) uintptr {
+	return uintptr(atomic.LoadUint64((*uint64)(unsafe.Pointer(&s.slot(seq, j)[0]))))
+}
+
+// shmBcastCMA: the root publishes buf's address and waits; every other
+// rank reads all of it from the root and then posts, which tells the root
+// it is done. Cost: c + nβ per rank, the p−1 copies running in parallel.
+func shmBcastCMA[T mpi.Numeric](s *shmColl, buf []T, root int) error {
+	seq := s.next()
+	d := shmDesc(seq, shmBcast, typeCode[T](), root, len(buf))
+	if err := s.reserve(seq); err != nil {
+		return err
+	}
+	b := bytesOf(buf)
+	var err error
+	if s.me == root {
+		s.setAddr(seq, b)
+		s.post(seq, d)
+		err = s.awaitAll(seq, d)
+	} else {
+		err = s.await(root, seq, d) // checks the count before reading
+		if err == nil {
+			err = readFrom(s.pid(root), s.getAddr(seq, root), b)
+		}
+		s.post(seq, d) // even after a failure: the root waits for it
+	}
+	runtime.KeepAlive(buf)
+	runtime.KeepAlive(s)
+	return err
+}
+
+// shmExchangeCMA is the pattern of the large Alltoall and Allgather: call
+// seq1 publishes the address of each rank's source buffer src; each rank
+// then calls read(j, addr) for every other rank j once j has posted; call
+// seq2 says "done reading", and nobody returns (releasing src) before
+// every rank has said it.
+func shmExchangeCMA(s *shmColl, kind, typ, count int, src []byte, read func(j int, addr uintptr) error) error {
+	seq1, seq2 := s.next(), s.next()
+	d1, d2 := shmDesc(seq1, kind, typ, 0, count), shmDesc(seq2, kind, typ, 0, count)
+	if err := s.reserve(seq1); err != nil {
+		return err
+	}
+	s.setAddr(seq1, src)
+	s.post(seq1, d1)
+	var rerr error
+	err := s.each(seq1, d1, func(j int) { // j's descriptor is checked before the read
+		if rerr == nil {
+			rerr = read(j, s.getAddr(seq1, j))
+		}
+	})
+	if err == nil {
+		err = rerr
+	}
+	if rerr := s.reserve(seq2); rerr != nil {
+		return rerr
+	}
+	s.post(seq2, d2)
+	if werr := s.awaitAll(seq2, d2); err == nil {
+		err = werr
+	}
+	runtime.KeepAlive(src)
+	runtime.KeepAlive(s)
+	return err
+}
+
+// shmAlltoallCMA: rank r reads block r of every other rank's send buffer
+// into block j of recv. Cost: 2c + (p−1)·b(β) per rank.
+func shmAlltoallCMA[T mpi.Numeric](s *shmColl, send, recv []T, b int) error {
+	me, sz := s.me, sizeOf[T]()
+	copy(recv[me*b:(me+1)*b], send[me*b:(me+1)*b])
+	rb := bytesOf(recv)
+	return shmExchangeCMA(s, shmAlltoall, typeCode[T](), b, bytesOf(send), func(j int, addr uintptr) error {
+		return readFrom(s.pid(j), addr+uintptr(me*b*sz), rb[j*b*sz:(j+1)*b*sz])
+	})
+}
+
+// shmAllgatherCMA: every rank reads every other rank's block (own) into
+// recv. Cost: 2c + (p−1)·b(β) per rank.
+func shmAllgatherCMA[T mpi.Numeric](s *shmColl, own, recv []T, b int) error {
+	me, sz := s.me, sizeOf[T]()
+	copy(recv[me*b:(me+1)*b], own) // a no-op in place
+	rb := bytesOf(recv)
+	return shmExchangeCMA(s, shmAllgather, typeCode[T](), b, bytesOf(own), func(j int, addr uintptr) error {
+		return readFrom(s.pid(j), addr, rb[j*b*sz:(j+1)*b*sz])
+	})
 }

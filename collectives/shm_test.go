@@ -3,6 +3,7 @@ package collectives
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/gorun-hpc/gorun/runtime/mpi"
@@ -20,8 +21,13 @@ func TestShmRegion(t *testing.T) {
 				if err := Barrier(c); err != nil {
 					return err
 				}
-				if got := shmOf(c) != nil; got == off {
+				s := shmOf(c)
+				if got := s != nil; got == off {
 					return fmt.Errorf("region present = %v with shmOff = %v", got, off)
+				}
+				// Goroutine ranks read their own process: always allowed.
+				if s != nil && runtime.GOOS == "linux" && !s.cma {
+					return errors.New("cross-memory reads were not enabled")
 				}
 				return nil
 			})
@@ -76,6 +82,19 @@ func TestShmMismatch(t *testing.T) {
 				return Barrier(c)
 			}
 			return Allreduce(c, nil, make([]int, 1), Sum)
+		}},
+		// Counts that differ on the cross-memory path are caught before
+		// any rank reads past the end of another's buffer.
+		{"bcast/cma-count", 3, func(c *mpi.Comm) error {
+			n := 2000
+			if c.Rank() == 1 {
+				n = 3000
+			}
+			return Bcast(c, make([]float64, n), 0)
+		}},
+		{"alltoall/cma-count", 3, func(c *mpi.Comm) error {
+			b := 4000 + 1000*(c.Rank()%2)
+			return Alltoall(c, make([]float32, 3*b), make([]float32, 3*b))
 		}},
 		// One rank's count sends it to the point-to-point algorithm.
 		{"alltoall/path", 2, func(c *mpi.Comm) error {
