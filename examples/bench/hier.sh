@@ -32,6 +32,7 @@
 #   SIZES=1048576   allreduce sizes in doubles (bench's: 1 16 1024 65536 1048576)
 #   COLL_T=0.5      target seconds per test (bench's target_s)
 #   OUT=DIR         binaries, logs, raw outputs, summary.md (default: a new temp dir)
+#   PROFILE=1       CPU profile of every rank: $OUT/prof.MODE.ROUND.rankN
 set -u
 
 cd "$(dirname "$(readlink -f "$0")")" || exit 1
@@ -39,6 +40,7 @@ ROOT=$(git rev-parse --show-toplevel) || { echo "hier.sh: not in a git checkout"
 RUNS=${RUNS:-3}
 SIZES=${SIZES:-1048576}
 COLL_T=${COLL_T:-0.5}
+PROFILE=${PROFILE:-}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/gorun-hier.XXXXXX")}
 HOSTS=3
 SLOTS=4
@@ -103,8 +105,10 @@ done
 # ------------------------------------------------------------------ rounds
 # run MODE ROUND: one job, its output in $OUT/MODE.ROUND.txt
 run() {
+    local prof=()
+    [ -n "$PROFILE" ] && prof=(-x "BENCH_CPUPROFILE=$OUT/prof.$1.$2")
     timeout 600 ip netns exec "${id}h1" "$OUT/gorun" --hostfile "$OUT/hosts" --secret-file "$OUT/secret" \
-        --net "$NET.0/24" -n $RANKS -x "GORUN_COLL_HIERARCHY=$1" -x "BENCH_SIZES=$SIZES" \
+        --net "$NET.0/24" -n $RANKS -x "GORUN_COLL_HIERARCHY=$1" -x "BENCH_SIZES=$SIZES" "${prof[@]}" \
         "$OUT/bench" allreduce "$COLL_T" >"$OUT/$1.$2.txt" 2>"$OUT/$1.$2.err"
     local rc=$?
     if [ $rc -ne 0 ] || grep -q WARNING "$OUT/$1.$2.txt"; then
