@@ -1,6 +1,7 @@
 package collectives
 
 import (
+	"os"
 	"runtime"
 	"sync"
 	"weak"
@@ -75,6 +76,17 @@ type hierarchy struct {
 	ordered bool
 }
 
+// EnvHierarchy names the environment variable that turns the host-aware
+// algorithms off: GORUN_COLL_HIERARCHY=off makes every communicator look
+// like one host, so the dispatchers pick the flat algorithms (for
+// comparison; see the package documentation). gorun gives every rank the
+// same environment, which this needs: the ranks must agree.
+const EnvHierarchy = "GORUN_COLL_HIERARCHY"
+
+// hierarchyOff is EnvHierarchy == "off", read once at start-up; tests set
+// it.
+var hierarchyOff = os.Getenv(EnvHierarchy) == "off"
+
 // hierarchies caches the hierarchy of each communicator, keyed by a weak
 // pointer so that the entry goes away with the communicator (a cleanup
 // deletes it). The sub-communicators are never shown to users; only this
@@ -103,8 +115,12 @@ func hierarchyOf(c *mpi.Comm) (*hierarchy, error) {
 
 // newHierarchy builds the hierarchy of c from the node communicator split
 // returns (SplitType in production; tests pass a Split that fakes hosts).
-// Collective over c.
+// Collective over c, unless hierarchyOff: then it returns the hierarchy of
+// one host at once, on every rank.
 func newHierarchy(c *mpi.Comm, split func() (*mpi.Comm, error)) (*hierarchy, error) {
+	if hierarchyOff {
+		return &hierarchy{}, nil
+	}
 	node, err := split()
 	if err != nil {
 		return nil, err

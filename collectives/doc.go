@@ -65,6 +65,12 @@
 //	Scan/Exscan    recursive doubling
 //	ReduceScatter  ring (commutative); reduce + scatter
 //
+// GORUN_COLL_HIERARCHY=off (EnvHierarchy, read once when the program
+// starts; every rank must see the same value, as under gorun) turns the
+// host-aware algorithms off: communicators spanning hosts then use the
+// flat algorithms too, for comparison (examples/bench/hier.sh measures
+// both). Any other value, or none, leaves them on.
+//
 // # Errors
 //
 // Errors carry the prefix "collectives: <operation>:" and wrap the mpi

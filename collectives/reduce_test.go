@@ -158,6 +158,23 @@ func TestHierarchyFlags(t *testing.T) {
 			})
 		})
 	}
+	t.Run("off", func(t *testing.T) {
+		// GORUN_COLL_HIERARCHY=off: hosts that would make the hierarchy
+		// useful are ignored, without a split.
+		hierarchyOff = true
+		defer func() { hierarchyOff = false }()
+		run(t, 7, "world", func(c *mpi.Comm) error {
+			split := func() (*mpi.Comm, error) { return nil, fmt.Errorf("split called although %s=off", EnvHierarchy) }
+			h, err := newHierarchy(c, split)
+			if err != nil {
+				return err
+			}
+			if h.useful || h.node != nil || h.leaders != nil {
+				return fmt.Errorf("hierarchy with %s=off: %+v; want one host", EnvHierarchy, h)
+			}
+			return nil
+		})
+	})
 	t.Run("one-host", func(t *testing.T) {
 		run(t, 4, "world", func(c *mpi.Comm) error {
 			h, err := hierarchyOf(c)

@@ -39,9 +39,11 @@ const (
 	// the connection lost. With heartbeat it bounds how long ranks outlive
 	// a lost launcher (deadAfter + termGrace < 5 s).
 	deadAfter = 3 * time.Second
-	// maxHandshakes bounds the connections authenticating at once; more
-	// are closed at once, so a flood cannot exhaust the daemon. It is the
-	// last resort: maxPeerHandshakes comes first.
+	// maxHandshakes bounds the connections authenticating at once, so a
+	// flood cannot exhaust the daemon. When they are all taken a new
+	// connection evicts the oldest handshake of the source holding the
+	// most (see claimHandshake): floods from many addresses then cost
+	// each other their slots, not the launcher its one.
 	maxHandshakes = 64
 	// maxPeerHandshakes bounds the connections from one source (an IPv4
 	// address, an IPv6 /64) authenticating at once; more from there are
@@ -76,9 +78,12 @@ type Daemon struct {
 // [DaemonAuthLabel]) within AuthTimeout; nothing else is read from it
 // before. A connection that fails, stalls or sends garbage is closed and
 // logged; the others go on. At most 8 connections from one source address
-// (IPv6: one /64) and 64 in all may be authenticating at once; a new
-// connection beyond either limit is closed at once, so a peer that floods
-// the daemon with idle connections locks out nobody but itself.
+// (IPv6: one /64) may be authenticating at once; a ninth is closed at once.
+// At most 64 in all may be: a new connection beyond that closes the oldest
+// handshake of the source that holds the most. So a peer that floods the
+// daemon with idle connections, from one address or many, locks out
+// nobody but itself: a launcher holds at most a few slots, and its new
+// connection takes one from the largest flood.
 //
 // For each job the daemon starts the requested ranks as its own user,
 // forwards their output and exit statuses, and kills them (SIGTERM, then
@@ -178,13 +183,24 @@ type daemonState struct {
 	jobs       map[string]bool            // ids of the jobs being served
 	handshakes int                        // connections authenticating
 	peers      map[string]*peerHandshakes // by peerSource, while it has some
-	fullLogged time.Time                  // when a refusal for handshakes was last logged
+	arrivals   uint64                     // handshakes claimed so far: orders them by age
+	fullLogged time.Time                  // when an eviction was last logged
 }
 
-// peerHandshakes counts the connections from one source that are
-// authenticating, and those refused since it last had none.
+// peerHandshakes holds the connections from one source that are
+// authenticating, oldest first, and counts those refused since it last had
+// none.
 type peerHandshakes struct {
-	n, refused int
+	hs      []*handshake
+	refused int
+}
+
+// handshake is a connection holding a handshake slot.
+type handshake struct {
+	c       net.Conn
+	source  string
+	arrival uint64 // lower is older
+	evicted bool   // its slot was given to a newer connection (under ds.mu)
 }
 
 // peerSource is the key under which a connection from addr counts toward
@@ -203,51 +219,91 @@ func peerSource(addr net.Addr) string {
 	return ip.String()
 }
 
-// claimHandshake takes a handshake slot for a connection from source. It
-// reports false if source, or the daemon as a whole, has too many
-// connections authenticating already; why then says why, for the log, or is
-// empty when the refusal need not be logged: a flood is logged at its first
-// refusal from a source (and summed up by releaseHandshake), and at most
-// once a second while the whole daemon is full.
-func (ds *daemonState) claimHandshake(source string) (ok bool, why string) {
+// claimHandshake takes a handshake slot for c, from source. It returns nil
+// if source has maxPeerHandshakes connections authenticating already; why
+// then says so for the log at the first refusal from that source (the rest
+// are summed up by releaseHandshake), and is empty otherwise.
+//
+// When every one of the maxHandshakes slots is taken, c gets the slot of
+// the oldest handshake of the source holding the most, which is closed
+// (and returned as evicted, for the log). A flood from many addresses
+// fills the slots, but each new connection of a launcher then evicts a
+// flooder, never another launcher that holds fewer: the largest source
+// loses first, and among equals the connection that has had longest to
+// prove the secret, when a launcher's proof takes milliseconds.
+func (ds *daemonState) claimHandshake(c net.Conn, source string) (h, evicted *handshake, why string) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	ph := ds.peers[source]
-	switch {
-	case ph != nil && ph.n >= maxPeerHandshakes:
+	if ph != nil && len(ph.hs) >= maxPeerHandshakes {
 		if ph.refused++; ph.refused == 1 {
-			why = fmt.Sprintf("%d connections from %s are authenticating already", ph.n, source)
+			why = fmt.Sprintf("%d connections from %s are authenticating already", len(ph.hs), source)
 		}
-		return false, why
-	case ds.handshakes >= maxHandshakes:
+		return nil, nil, why
+	}
+	if ds.handshakes >= maxHandshakes {
+		evicted = ds.evictLocked()
 		if now := time.Now(); now.Sub(ds.fullLogged) >= time.Second {
 			ds.fullLogged = now
-			why = fmt.Sprintf("%d connections are authenticating already", ds.handshakes)
+			why = fmt.Sprintf("%d connections are authenticating already", ds.handshakes+1)
 		}
-		return false, why
+		ph = ds.peers[source] // the eviction may have removed it
 	}
 	if ph == nil {
 		ph = &peerHandshakes{}
 		ds.peers[source] = ph
 	}
-	ph.n++
+	ds.arrivals++
+	h = &handshake{c: c, source: source, arrival: ds.arrivals}
+	ph.hs = append(ph.hs, h)
 	ds.handshakes++
-	return true, ""
+	return h, evicted, why
 }
 
-// releaseHandshake gives back a slot of claimHandshake. It returns how
-// many connections from source were refused since it last had none, once
-// it has none again (0 otherwise).
-func (ds *daemonState) releaseHandshake(source string) (refused int) {
+// evictLocked takes the slot of the oldest handshake of the source that
+// holds the most and closes its connection, which ends its handshake.
+func (ds *daemonState) evictLocked() *handshake {
+	var victim *peerHandshakes
+	for _, ph := range ds.peers {
+		if victim == nil || len(ph.hs) > len(victim.hs) ||
+			(len(ph.hs) == len(victim.hs) && ph.hs[0].arrival < victim.hs[0].arrival) {
+			victim = ph
+		}
+	}
+	h := victim.hs[0]
+	ds.dropLocked(h)
+	h.evicted = true
+	_ = h.c.Close() // its auth fails now; serveConn sees evicted
+	return h
+}
+
+// dropLocked removes h from the handshakes in progress.
+func (ds *daemonState) dropLocked(h *handshake) *peerHandshakes {
+	ds.handshakes--
+	ph := ds.peers[h.source]
+	if i := slices.Index(ph.hs, h); i >= 0 {
+		ph.hs = slices.Delete(ph.hs, i, i+1)
+	}
+	if len(ph.hs) == 0 {
+		delete(ds.peers, h.source)
+	}
+	return ph
+}
+
+// releaseHandshake gives back the slot of h, unless it was evicted. It
+// returns how many connections from h's source were refused since it last
+// had none, once it has none again (0 otherwise), and whether h was
+// evicted.
+func (ds *daemonState) releaseHandshake(h *handshake) (refused int, evicted bool) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
-	ds.handshakes--
-	ph := ds.peers[source]
-	if ph.n--; ph.n > 0 {
-		return 0
+	if h.evicted {
+		return 0, true
 	}
-	delete(ds.peers, source)
-	return ph.refused
+	if ph := ds.dropLocked(h); len(ph.hs) == 0 {
+		return ph.refused, false
+	}
+	return 0, false
 }
 
 // claimJob registers job, reporting false if it is already served.
@@ -272,18 +328,29 @@ func (ds *daemonState) serveConn(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	log := ds.log.With("peer", c.RemoteAddr().String())
 	source := peerSource(c.RemoteAddr())
-	if ok, why := ds.claimHandshake(source); !ok {
+	h, evicted, why := ds.claimHandshake(c, source)
+	switch {
+	case h == nil:
 		if why != "" {
-			log.Warn("daemon: closing new connections at once while too many are authenticating", "why", why)
+			log.Warn("daemon: closing new connections at once while too many from their source are authenticating", "why", why)
 		}
 		return
+	case evicted != nil && why != "":
+		// Logged at most once a second: a flood evicts at its own rate.
+		log.Warn("daemon: every handshake slot is taken; closing the oldest handshake of the source holding the most",
+			"why", why, "closed", evicted.c.RemoteAddr().String())
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()
 	_ = c.SetDeadline(time.Now().Add(ds.authTimeout))
 	err := auth.Server(c, ds.d.Secret, DaemonAuthLabel)
-	if refused := ds.releaseHandshake(source); refused > 0 {
+	refused, wasEvicted := ds.releaseHandshake(h)
+	if refused > 0 {
 		log.Warn("daemon: closed connections from a source that had too many authenticating at once", "source", source, "closed", refused)
+	}
+	if wasEvicted {
+		log.Debug("daemon: closed a handshake to make room for a newer connection", "err", err)
+		return
 	}
 	if err != nil {
 		if errors.Is(err, auth.ErrDenied) {

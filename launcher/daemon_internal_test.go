@@ -503,6 +503,85 @@ func TestDaemonHandshakeFlood(t *testing.T) {
 	}
 }
 
+// holdSlot dials addr from the loopback address ip and reports whether the
+// daemon gave the connection a handshake slot (it sends its challenge) or
+// closed it at once. The connection stays open until the test ends.
+func holdSlot(t *testing.T, addr string, ip net.IP) (net.Conn, bool) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var b [1]byte
+	switch _, err := c.Read(b[:]); {
+	case err == nil:
+		return c, true
+	case errors.Is(err, io.EOF):
+		return c, false
+	default:
+		t.Fatalf("connection from %v: %v", ip, err)
+		return nil, false
+	}
+}
+
+// TestDaemonHandshakeFloodManySources: flooders on enough addresses to
+// take every handshake slot (maxHandshakes/maxPeerHandshakes of them, each
+// at its own limit) do not lock out a launcher from another address: its
+// connection takes the slot of the oldest flood connection, and it runs a
+// job. The flooders then only evict each other.
+func TestDaemonHandshakeFloodManySources(t *testing.T) {
+	secret := testSecret(t)
+	// A long auth timeout: a flood connection that is closed during the
+	// test was evicted, not timed out.
+	addr, logs := serveTestDaemon(t, &Daemon{Secret: secret, AuthTimeout: time.Minute}) // on 127.0.0.1
+	sources := maxHandshakes / maxPeerHandshakes
+	closed := func(c net.Conn, what string) {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := io.Copy(io.Discard, c); err != nil {
+			t.Errorf("%s: read %d more bytes, %v; want it closed", what, n, err)
+		}
+	}
+	flood := make([]net.Conn, 0, maxHandshakes)
+	for i := range sources {
+		ip := net.IPv4(127, 0, 0, byte(2+i))
+		for range maxPeerHandshakes {
+			c, held := holdSlot(t, addr, ip)
+			if !held {
+				t.Fatalf("flood connection %d (from %v) was closed at once; want a slot while there are free ones", len(flood), ip)
+			}
+			flood = append(flood, c)
+		}
+	}
+	// Every slot is taken, each source at its own limit.
+	if _, held := holdSlot(t, addr, net.IPv4(127, 0, 0, 2)); held {
+		t.Errorf("a ninth connection from 127.0.0.2 got a slot")
+	}
+	// The launcher, from 127.0.0.1, gets through and runs a job.
+	rc := dialRaw(t, addr, secret)
+	pids := rc.spawnSleepers("f2", 1)
+	rc.c.Close()
+	launchertest.WaitGone(t, pids...)
+	// It took the slot of the oldest flood connection, which was closed.
+	closed(flood[0], "the oldest flood connection")
+	// The launcher's slot is free again once it has authenticated: a
+	// fresh address takes it, and its next connection evicts the oldest
+	// of a source holding the full eight (127.0.0.2 holds seven now).
+	fresh := net.IPv4(127, 0, 0, byte(2+sources))
+	for i := range 2 {
+		if _, held := holdSlot(t, addr, fresh); !held {
+			t.Fatalf("connection %d from a fresh address was closed at once", i)
+		}
+	}
+	closed(flood[maxPeerHandshakes], "the oldest connection from 127.0.0.3")
+	if !strings.Contains(logs.String(), "every handshake slot is taken") {
+		t.Errorf("the daemon did not log the evictions:\n%s", logs.String())
+	}
+}
+
 // TestDaemonClosesSilentConnection: a connection that says nothing is
 // closed once AuthTimeout has passed, and the daemon goes on serving.
 func TestDaemonClosesSilentConnection(t *testing.T) {

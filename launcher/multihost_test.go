@@ -149,6 +149,7 @@ func TestMultiHostNamespaces(t *testing.T) {
 	t.Run("wrong-secret", c.testWrongSecret)
 	t.Run("garbage", c.testGarbage)
 	t.Run("cut-network", c.testCutNetwork)
+	t.Run("cut-network-send", c.testCutNetworkSend)
 	t.Run("garbage-after-cut", c.testGarbage)
 	t.Run("lost-daemon", c.testLostDaemon) // last: it kills a daemon
 }
@@ -502,6 +503,99 @@ func (c *nsCluster) testCutNetwork(t *testing.T) {
 		sh(t, "ip", "-n", c.sw, "link", "set", port, "down")
 	})
 	sh(t, "ip", "-n", c.sw, "link", "set", port, "up")
+}
+
+// testCutNetworkSend cuts host 3 off the network and then has rank 1
+// (host 1) send to rank 9 (host 3) for the first time: its dial gets no
+// answer at all. It must fail once the launcher reports the host lost
+// (a few seconds), with an error naming the rank and the host, and not
+// wait out the 10 s dial deadline, by when the rank would long have been
+// stopped without a word.
+func (c *nsCluster) testCutNetworkSend(t *testing.T) {
+	victim := c.hosts[2]
+	port := fmt.Sprintf("p%d", len(c.hosts))
+	const dst = 9
+	if hostOf(1) != 0 || hostOf(dst) != 2 {
+		t.Fatalf("ranks 1 and %d are on hosts %d and %d; want 0 and 2", dst, hostOf(1), hostOf(dst))
+	}
+	// Rank 0, on host 1 like the launcher, waits for a line from this
+	// pipe before it tells rank 1 to send.
+	fifo := filepath.Join(t.TempDir(), "go")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), nsJobLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", c.hosts[0].ns, c.gorun},
+		c.jobArgs("-l", c.testprog, "blocksend", strconv.Itoa(dst), fifo)...)...)
+	var errs syncBuffer
+	cmd.Stderr = &errs
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stuck := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Signal(syscall.SIGQUIT) })
+	defer stuck.Stop()
+	var pids []int
+	blocking := regexp.MustCompile(`^\[\d+\] blocking \d+$`)
+	sc := bufio.NewScanner(stdout)
+	for n := 0; n < nsRanks && sc.Scan(); {
+		if m := pidLine.FindStringSubmatch(sc.Text()); m != nil {
+			p, _ := strconv.Atoi(m[2])
+			pids = append(pids, p)
+		} else if blocking.MatchString(sc.Text()) {
+			n++
+		}
+	}
+	if len(pids) < nsRanks {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("only %d ranks started; stderr:\n%s", len(pids), errs.String())
+	}
+	sh(t, "ip", "-n", c.sw, "link", "set", port, "down")
+	defer sh(t, "ip", "-n", c.sw, "link", "set", port, "up")
+	cut := time.Now()
+	// Opened for reading and writing, the pipe never blocks this side; the
+	// line waits in it for rank 0, whose open returns once a writer exists.
+	goPipe, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer goPipe.Close()
+	if _, err := io.WriteString(goPipe, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	sending := false
+	for sc.Scan() {
+		sending = sending || strings.HasSuffix(sc.Text(), fmt.Sprintf("sending 1 to %d", dst))
+	}
+	err = cmd.Wait()
+	elapsed := time.Since(cut)
+	if !sending {
+		t.Errorf("rank 1 never began its send to rank %d", dst)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Errorf("gorun: %v; want a non-zero exit", err)
+	}
+	if elapsed > nsLostLimit {
+		t.Errorf("the job ended %v after the cut; want within %v", elapsed, nsLostLimit)
+	}
+	// Without the launcher's notice reaching the dial, the Send would sit
+	// in its dial until stopped, and print nothing.
+	m := regexp.MustCompile(`(?m)^\[1\] blocked send returned: (.*)$`).FindStringSubmatch(errs.String())
+	switch {
+	case m == nil:
+		t.Errorf("rank 1 did not report its send to rank %d failing; stderr:\n%s", dst, errs.String())
+	case !strings.Contains(m[1], "lost the daemon on host "+victim.ip) || !strings.Contains(m[1], fmt.Sprintf("rank %d", dst)):
+		t.Errorf("rank 1: send returned %q; want an error naming rank %d and host %s", m[1], dst, victim.ip)
+	default:
+		t.Logf("%v after the cut, rank 1: %s", elapsed.Round(time.Millisecond), m[1])
+	}
+	launchertest.WaitGone(t, pids...)
 }
 
 // breakMidJob runs a job of blocked ranks on the whole cluster, calls

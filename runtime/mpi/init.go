@@ -86,6 +86,8 @@ type world struct {
 	via       []string             // by world rank: the transport's name, for GORUN_DEBUG=routes
 	endpoints []transport.Endpoint // every endpoint, for Close
 	pollers   []transport.Poller   // endpoints waiters poll; fixed after Init
+	failersMu sync.Mutex
+	failers   []transport.PeerFailer // endpoints told of peers the launcher reports gone
 	store     Store
 	client    *rendezvous.Client // nil unless launched
 	onAbort   func(code int, msg string)
@@ -344,9 +346,11 @@ func (w *world) debugRoutes() {
 func (w *world) event(ev rendezvous.Event) {
 	switch ev.Kind {
 	case rendezvous.EventRankFailed:
+		err := fmt.Errorf("%w: rank %d failed: %s", ErrPeerLost, ev.Rank, ev.Text)
 		w.eng.mu.Lock()
-		w.eng.loseLocked(ev.Rank, fmt.Errorf("%w: rank %d failed: %s", ErrPeerLost, ev.Rank, ev.Text))
+		w.eng.loseLocked(ev.Rank, err)
 		w.eng.mu.Unlock()
+		w.failPeer(ev.Rank, err)
 	case rendezvous.EventAbort:
 		w.abort(fmt.Errorf("%w: %s", ErrAborted, ev.Text))
 	case rendezvous.EventLost:
@@ -403,9 +407,11 @@ func (w *world) resolveTCP(ctx context.Context, rank int) (string, error) {
 }
 
 // abort ends the job for this process: every pending and later operation
-// fails with err.
+// fails with err, also a Send still waiting for a connection (say, to a
+// host the launcher has just reported lost).
 func (w *world) abort(err error) {
 	w.eng.abort(err)
+	w.failPeer(-1, err)
 	w.jobCancel()
 }
 

@@ -1,13 +1,18 @@
 package mpi
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gorun-hpc/gorun/launcher/rendezvous"
 	"github.com/gorun-hpc/gorun/runtime/transport"
 	"github.com/gorun-hpc/gorun/runtime/transport/inproc"
+	"github.com/gorun-hpc/gorun/runtime/transport/tcp"
 )
 
 // world3 starts three in-process ranks and returns their worlds.
@@ -91,5 +96,78 @@ func TestPeerLostFailsWaiters(t *testing.T) {
 	}
 	if _, err := Recv(c, got, 2, 1); err != nil || got[0] != 7 {
 		t.Errorf("recv from a live rank after the loss: %v, %v", got, err)
+	}
+}
+
+// tcpWorld is rank 0 of a two-rank world whose route to rank 1 is a TCP
+// endpoint that cannot reach it: looking rank 1 up blocks until the dial
+// is cancelled, like a dial to a host whose network was cut. started is
+// closed once a Send waits on it.
+func tcpWorld(t *testing.T) (w *world, started <-chan struct{}) {
+	t.Helper()
+	w = newWorld(0, 2)
+	ch := make(chan struct{})
+	var once sync.Once
+	ep, err := tcp.Listen(t.Context(), tcp.Config{Rank: 0, Token: []byte("token"), Sink: w.eng,
+		Resolve: func(ctx context.Context, rank int) (string, error) {
+			once.Do(func() { close(ch) })
+			<-ctx.Done()
+			return "", ctx.Err()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.addEndpoint(ep)
+	w.setRoutes(ep, "tcp", nil)
+	t.Cleanup(w.close)
+	return w, ch
+}
+
+// sendWaiting starts Send(c, …, dst) and returns its result once started
+// is closed and the launcher event ev has been handled, failing the test if
+// the Send is still blocked 30 s later.
+func sendWaiting(t *testing.T, w *world, started <-chan struct{}, ev rendezvous.Event) error {
+	t.Helper()
+	sent := make(chan error, 1)
+	go func() { sent <- Send(w.comm, []int{1}, 1, 0) }() // exits when Send returns; joined through sent (or by close cancelling the dial)
+	<-started
+	w.event(ev)
+	select {
+	case err := <-sent:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("Send still blocked 30 s after the launcher's event")
+		return nil
+	}
+}
+
+// TestHostLostEndsSendDial: a Send whose first dial waits on a peer that
+// does not answer fails as soon as the launcher reports the peer's host
+// lost (it ends the job), with an error naming the rank and the host,
+// instead of waiting out the 10 s dial deadline.
+func TestHostLostEndsSendDial(t *testing.T) {
+	w, started := tcpWorld(t)
+	err := sendWaiting(t, w, started, rendezvous.Event{Kind: rendezvous.EventAbort, Rank: -1, Code: 1,
+		Text: "lost the daemon on host 10.77.0.3 (no word from it for 3s)"})
+	t.Logf("Send returned: %v", err)
+	if !errors.Is(err, ErrAborted) {
+		t.Fatalf("Send = %v; want ErrAborted", err)
+	}
+	for _, want := range []string{"send 0→1", "rank 1", "lost the daemon on host 10.77.0.3"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+}
+
+// TestRankFailedEndsSendDial: likewise when the launcher reports the rank
+// itself failed.
+func TestRankFailedEndsSendDial(t *testing.T) {
+	w, started := tcpWorld(t)
+	err := sendWaiting(t, w, started, rendezvous.Event{Kind: rendezvous.EventRankFailed, Rank: 1, Code: 2,
+		Text: "rank 1 (pid 4242 on host h3) exited with status 2"})
+	t.Logf("Send returned: %v", err)
+	if !errors.Is(err, ErrPeerLost) || !strings.Contains(err.Error(), "rank 1 failed: rank 1 (pid 4242 on host h3)") {
+		t.Fatalf("Send = %v; want ErrPeerLost naming rank 1 and its host", err)
 	}
 }

@@ -1,6 +1,7 @@
 package mpi
 
 import (
+	"slices"
 	"time"
 
 	"github.com/gorun-hpc/gorun/runtime/transport"
@@ -76,5 +77,23 @@ func (w *world) addEndpoint(ep transport.Endpoint) {
 	w.endpoints = append(w.endpoints, ep)
 	if p, ok := ep.(transport.Poller); ok {
 		w.pollers = append(w.pollers, p)
+	}
+	if f, ok := ep.(transport.PeerFailer); ok {
+		// Launcher events may arrive while Init still adds endpoints.
+		w.failersMu.Lock()
+		w.failers = append(w.failers, f)
+		w.failersMu.Unlock()
+	}
+}
+
+// failPeer tells the endpoints that can be told that rank (every rank when
+// rank < 0) is gone, so that Sends waiting on the network for it fail now
+// with err.
+func (w *world) failPeer(rank int, err error) {
+	w.failersMu.Lock()
+	fs := slices.Clone(w.failers)
+	w.failersMu.Unlock()
+	for _, f := range fs {
+		f.FailPeer(rank, err)
 	}
 }

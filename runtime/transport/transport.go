@@ -188,6 +188,21 @@ type Poller interface {
 	Poll() bool
 }
 
+// A PeerFailer is an Endpoint that can be told that a peer is gone before
+// its own connections say so: an optional capability, found by type
+// assertion. The engine calls it when the launcher reports a failed rank
+// or ends the job (a lost host, say), so that a Send waiting on the network
+// for a peer that will never answer (a dial to a cut-off host runs into its
+// deadline only after seconds) fails at once with the reason.
+type PeerFailer interface {
+	// FailPeer makes Sends to rank, or to every rank when rank < 0, fail
+	// with an error wrapping ErrPeerLost and cause: Sends waiting for a
+	// connection or for room to write return now, later ones at once. A
+	// peer failed this way is not reported to the Sink as lost. It never
+	// blocks and may be called from any goroutine, more than once.
+	FailPeer(rank int, cause error)
+}
+
 // A Sink receives inbound frames; the mpi engine implements it. Transports
 // call it from their receiving goroutines: calls for frames from one peer are
 // sequential and in arrival order, calls for different peers may be

@@ -9,6 +9,10 @@
 //	testprog block         every rank prints "blocking R", then blocks receiving from the
 //	                       next rank; if that fails it prints "blocked recv returned: ERR"
 //	                       on stderr and exits 1
+//	testprog blocksend D FIFO  like block, but rank 1 first waits for rank 0, which waits
+//	                       for a line from the named pipe FIFO, then sends to rank D (its
+//	                       first message there) and prints "blocked send returned: ERR"
+//	                       on stderr and exits 1 when that fails
 //	testprog exchange N [MAX]  every pair of ranks exchanges N messages of random
 //	                           sizes (up to MAX bytes, default 1 MiB) and tags, checked
 //	testprog nofinalize R  rank R exits 0 without calling Finalize
@@ -16,6 +20,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +63,38 @@ func main() {
 		}
 		_, err := mpi.Recv(world, []int{0}, bad, 0)
 		fmt.Fprintf(os.Stderr, "rank %d: recv from failed rank: %v (peer lost: %v)\n", rank, err, errors.Is(err, mpi.ErrPeerLost) || errors.Is(err, mpi.ErrAborted))
+		os.Exit(1)
+	case "blocksend":
+		fmt.Printf("blocking %d\n", rank)
+		switch rank {
+		case 0:
+			// The launcher forwards stdin only to a local rank 0; a
+			// named pipe reaches ranks on any host of a shared file system.
+			f, err := os.Open(os.Args[3])
+			if err == nil {
+				_, err = bufio.NewReader(f).ReadString('\n')
+				f.Close()
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "testprog: read the go line:", err)
+				os.Exit(1)
+			}
+			if err := mpi.Send(world, []int{1}, 1, 5); err != nil {
+				fmt.Fprintln(os.Stderr, "testprog: send go:", err)
+				os.Exit(1)
+			}
+		case 1:
+			if _, err := mpi.Recv(world, []int{0}, 0, 5); err != nil {
+				fmt.Fprintln(os.Stderr, "testprog: recv go:", err)
+				os.Exit(1)
+			}
+			fmt.Printf("sending 1 to %d\n", arg(2))
+			err := mpi.Send(world, []int{1}, arg(2), 0)
+			fmt.Fprintln(os.Stderr, "blocked send returned:", err)
+			os.Exit(1)
+		}
+		_, err := mpi.Recv(world, []int{0}, (rank+1)%world.Size(), 0)
+		fmt.Fprintln(os.Stderr, "blocked recv returned:", err)
 		os.Exit(1)
 	case "block":
 		fmt.Printf("blocking %d\n", rank)

@@ -69,6 +69,14 @@
 // connection, after the last frames it delivered. A Bye is delivered to the
 // Sink like any frame and is never followed by PeerLost.
 //
+// Peers known lost: a dial to a host whose network was cut sees no answer
+// at all and would wait out HandshakeTimeout. The engine hears of such a
+// loss sooner from the launcher and passes it on through FailPeer, which
+// ends the dials (and writes) waiting on that peer with the launcher's
+// reason. Shorter dial attempts retried within the deadline would not help:
+// the kernel already retransmits the SYN, and a host that stays silent
+// gives no answer to any attempt, so only a notice can end the wait early.
+//
 // Shutdown: Close writes KindBye on every connection, dialed and accepted,
 // half-closes them and waits (bounded) for the peer to finish, so an orderly
 // close is never mistaken for a lost peer and no data is cut off by a reset.
@@ -155,13 +163,16 @@ type Endpoint struct {
 	out    sync.Map // rank → *outConn: established or failed dials
 
 	mu      sync.Mutex
-	outs    []*outConn                // established dialed connections
-	ins     map[*inConn]struct{}      // established accepted connections
-	polling atomic.Pointer[[]*inConn] // copy of ins for Poll, replaced when ins changes
-	polled  atomic.Bool               // set by Poll, cleared by the watchers of dialed connections
-	inFrom  map[int]int               // rank → established accepted connections from it
-	pending map[*net.TCPConn]struct{} // connections still in their handshake
-	gone    map[int]bool              // ranks reported lost or seen closing
+	outs    []*outConn                      // established dialed connections
+	ins     map[*inConn]struct{}            // established accepted connections
+	polling atomic.Pointer[[]*inConn]       // copy of ins for Poll, replaced when ins changes
+	polled  atomic.Bool                     // set by Poll, cleared by the watchers of dialed connections
+	inFrom  map[int]int                     // rank → established accepted connections from it
+	pending map[*net.TCPConn]int            // connections still in their handshake → the rank dialed, -1 if accepted
+	gone    map[int]bool                    // ranks reported lost or seen closing
+	dialing map[int]context.CancelCauseFunc // rank → cancels its dial in progress
+	failed  map[int]error                   // rank → the cause FailPeer gave for it
+	failAll error                           // the cause FailPeer gave for every rank
 }
 
 // Listen starts an endpoint listening on cfg.Listen. ctx bounds only the
@@ -198,8 +209,10 @@ func Listen(ctx context.Context, cfg Config) (*Endpoint, error) {
 		slots:     make(chan struct{}, maxHandshakes),
 		ins:       make(map[*inConn]struct{}),
 		inFrom:    make(map[int]int),
-		pending:   make(map[*net.TCPConn]struct{}),
+		pending:   make(map[*net.TCPConn]int),
 		gone:      make(map[int]bool),
+		dialing:   make(map[int]context.CancelCauseFunc),
+		failed:    make(map[int]error),
 	}
 	if e.handshake == 0 {
 		e.handshake = DefaultHandshakeTimeout
@@ -340,15 +353,15 @@ func (e *Endpoint) acceptLoop() {
 	}
 }
 
-// addPending registers a connection in its handshake so that Close can abort
-// it; false if the endpoint is closed.
+// addPending registers an accepted connection in its handshake so that
+// Close can abort it; false if the endpoint is closed.
 func (e *Endpoint) addPending(c *net.TCPConn) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed.Load() {
 		return false
 	}
-	e.pending[c] = struct{}{}
+	e.pending[c] = -1
 	return true
 }
 
@@ -423,12 +436,24 @@ func (e *Endpoint) acceptHandshake(conn net.Conn) (int, error) {
 
 // dial connects to rank and runs the dialer's handshake. It returns a nil
 // connection for failures worth retrying (Resolve's, or Close's) and a
-// failed, cached connection for the rest.
+// failed, cached connection for the rest. FailPeer cuts it short: Resolve,
+// the dial and the handshake all end when it names rank, and the dial fails
+// with its cause.
 func (e *Endpoint) dial(rank int) (*outConn, error) {
-	addr, err := e.resolve(e.ctx, rank)
+	ctx, cancel, err := e.startDial(rank)
 	if err != nil {
-		if e.closed.Load() {
+		perr := &peerError{op: "send to", rank: rank, err: err}
+		return &outConn{e: e, rank: rank, err: perr}, perr
+	}
+	defer e.endDial(rank, cancel)
+	addr, err := e.resolve(ctx, rank)
+	if err != nil {
+		switch {
+		case e.closed.Load():
 			return nil, e.errClosed()
+		case ctx.Err() != nil:
+			perr := &peerError{op: "send to", rank: rank, err: context.Cause(ctx)}
+			return &outConn{e: e, rank: rank, err: perr}, perr
 		}
 		return nil, fmt.Errorf("tcp: resolve rank %d: %w", rank, err)
 	}
@@ -436,21 +461,30 @@ func (e *Endpoint) dial(rank int) (*outConn, error) {
 		if e.closed.Load() {
 			return nil, e.errClosed()
 		}
+		if ctx.Err() != nil {
+			err = context.Cause(ctx) // FailPeer's reason, not "operation was canceled"
+		}
 		perr := &peerError{op: "dial", rank: rank, addr: addr, err: err}
 		return &outConn{e: e, rank: rank, addr: addr, err: perr}, perr
 	}
 	deadline := time.Now().Add(e.handshake)
 	d := net.Dialer{Deadline: deadline}
-	nc, err := d.DialContext(e.ctx, "tcp", addr)
+	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return fail(err)
 	}
 	conn := nc.(*net.TCPConn)
-	if !e.addPending(conn) {
+	// The deadline is set before FailPeer can see the connection, which
+	// ends the handshake by moving it into the past.
+	if err := conn.SetDeadline(deadline); err != nil {
 		conn.Close()
-		return nil, e.errClosed()
+		return fail(err)
 	}
-	if err := e.dialHandshake(conn, rank, deadline); err != nil {
+	if err := e.addDialed(conn, rank); err != nil {
+		conn.Close()
+		return fail(err)
+	}
+	if err := e.dialHandshake(conn, rank); err != nil {
 		e.mu.Lock()
 		delete(e.pending, conn)
 		e.mu.Unlock()
@@ -464,6 +498,10 @@ func (e *Endpoint) dial(rank int) (*outConn, error) {
 		conn.Close()
 		return nil, e.errClosed()
 	}
+	if err := e.failedLocked(rank); err != nil {
+		conn.Close()
+		return fail(err)
+	}
 	sk, err := detach(conn)
 	if err != nil {
 		conn.Close()
@@ -476,10 +514,93 @@ func (e *Endpoint) dial(rank int) (*outConn, error) {
 	return c, nil
 }
 
-func (e *Endpoint) dialHandshake(conn *net.TCPConn, rank int, deadline time.Time) error {
-	if err := conn.SetDeadline(deadline); err != nil {
+// startDial registers a dial to rank that FailPeer can cancel, or returns
+// the cause FailPeer already gave for rank.
+func (e *Endpoint) startDial(rank int) (context.Context, context.CancelCauseFunc, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.failedLocked(rank); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancelCause(e.ctx)
+	e.dialing[rank] = cancel
+	return ctx, cancel, nil
+}
+
+// endDial unregisters the dial to rank.
+func (e *Endpoint) endDial(rank int, cancel context.CancelCauseFunc) {
+	e.mu.Lock()
+	delete(e.dialing, rank)
+	e.mu.Unlock()
+	cancel(nil)
+}
+
+// addDialed registers a dialed connection in its handshake so that Close
+// and FailPeer can end it, unless either already applies.
+func (e *Endpoint) addDialed(c *net.TCPConn, rank int) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Load() {
+		return e.errClosed()
+	}
+	if err := e.failedLocked(rank); err != nil {
 		return err
 	}
+	e.pending[c] = rank
+	return nil
+}
+
+// failedLocked returns the cause FailPeer gave for rank, or nil. The caller
+// holds e.mu.
+func (e *Endpoint) failedLocked(rank int) error {
+	if err := e.failed[rank]; err != nil {
+		return err
+	}
+	return e.failAll
+}
+
+// FailPeer implements transport.PeerFailer: Sends to rank (every rank when
+// rank < 0) fail with an error wrapping transport.ErrPeerLost and cause. A
+// dial in progress ends at once (Resolve's context is cancelled, a
+// handshake's deadline moves into the past); a Send waiting for room on an
+// established connection fails within waitSlice, breaking that stream. The
+// rank is not reported to the Sink as lost: the caller already knows.
+func (e *Endpoint) FailPeer(rank int, cause error) {
+	if cause == nil {
+		cause = errors.New("failed by the caller")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Load() {
+		return
+	}
+	switch {
+	case rank < 0 && e.failAll == nil:
+		e.failAll = cause
+	case rank >= 0 && e.failed[rank] == nil:
+		e.failed[rank] = cause
+	}
+	for r, cancel := range e.dialing {
+		if rank < 0 || r == rank {
+			cancel(e.failedLocked(r))
+		}
+	}
+	for conn, r := range e.pending {
+		if r >= 0 && (rank < 0 || r == rank) {
+			_ = conn.SetDeadline(aLongTimeAgo) // the handshake fails now; dial reports the cause
+		}
+	}
+	for _, c := range e.outs {
+		if rank < 0 || c.rank == rank {
+			c.fail(e.failedLocked(c.rank))
+		}
+	}
+}
+
+// aLongTimeAgo is a deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (e *Endpoint) dialHandshake(conn *net.TCPConn, rank int) error {
 	if err := auth.Client(conn, e.token, authLabel); err != nil {
 		return err
 	}
@@ -510,11 +631,11 @@ func (e *Endpoint) markGone(rank int) {
 	e.mu.Unlock()
 }
 
-// lost reports rank to the Sink as lost, once, unless it closed in order or
-// this endpoint is closing.
+// lost reports rank to the Sink as lost, once, unless it closed in order,
+// FailPeer named it, or this endpoint is closing.
 func (e *Endpoint) lost(rank int, err error) {
 	e.mu.Lock()
-	if e.gone[rank] || e.closed.Load() {
+	if e.gone[rank] || e.closed.Load() || e.failedLocked(rank) != nil {
 		e.mu.Unlock()
 		return
 	}
@@ -541,6 +662,9 @@ type peerError struct {
 }
 
 func (p *peerError) Error() string {
+	if p.addr == "" {
+		return fmt.Sprintf("tcp: %s rank %d: %v", p.op, p.rank, p.err)
+	}
 	return fmt.Sprintf("tcp: %s rank %d at %s: %v", p.op, p.rank, p.addr, p.err)
 }
 
@@ -562,6 +686,8 @@ type outConn struct {
 
 	// peerErr is set by watch when the peer closed or vanished.
 	peerErr atomic.Pointer[peerError]
+	// failed is set by FailPeer: the connection takes no more frames.
+	failed atomic.Pointer[peerError]
 
 	wmu sync.Mutex // serialises frames on the connection
 	err error      // guarded by wmu: once set, the connection takes no frames
@@ -582,6 +708,9 @@ func (c *outConn) send(h transport.Header, payload []byte) error {
 	if c.err != nil {
 		return c.err
 	}
+	if p := c.failed.Load(); p != nil {
+		return p
+	}
 	if p := c.peerErr.Load(); p != nil {
 		return p
 	}
@@ -594,6 +723,8 @@ func (c *outConn) send(h transport.Header, payload []byte) error {
 	switch p := c.peerErr.Load(); {
 	case c.e.closed.Load():
 		c.err = c.e.errClosed()
+	case c.failed.Load() != nil:
+		c.err = c.failed.Load()
 	case p != nil:
 		c.err = p
 	default:
@@ -601,6 +732,13 @@ func (c *outConn) send(h transport.Header, payload []byte) error {
 	}
 	c.s.shutdown(unix.SHUT_RDWR) // the watcher sees the end and closes it
 	return c.err
+}
+
+// fail makes the connection refuse frames, with cause, and ends a write
+// waiting for room (within waitSlice): the peer will not read any more.
+func (c *outConn) fail(cause error) {
+	c.failed.CompareAndSwap(nil, &peerError{op: "send to", rank: c.rank, addr: c.addr, err: cause})
+	c.s.setWriteDeadline(aLongTimeAgo)
 }
 
 // bye ends the connection in order during Close: it writes KindBye (unless
