@@ -74,6 +74,11 @@ type hierarchy struct {
 	// ordered: every host holds a contiguous range of c's ranks, so host
 	// order followed by node order is rank order.
 	ordered bool
+	// uniform: every host has the same number of c's ranks; then cross
+	// holds the ranks of this rank's node rank on every host, in c's order
+	// (allreduceNodeSliced).
+	uniform bool
+	cross   *mpi.Comm
 }
 
 // EnvHierarchy names the environment variable that turns the host-aware
@@ -158,7 +163,7 @@ func newHierarchy(c *mpi.Comm, split func() (*mpi.Comm, error)) (*hierarchy, err
 	// Agree: min over hosts of [contiguous, −node size]. The new
 	// communicators carry no traffic yet, so sequence number 0 (never drawn
 	// by NextSeq) is free there.
-	flags := []int{contiguous, -node.Size()}
+	flags := []int{contiguous, -node.Size(), node.Size()}
 	if leaders != nil {
 		if err := allreduceRD(call{c: leaders.Collective()}, flags, Min[int]); err != nil {
 			return nil, err
@@ -167,5 +172,110 @@ func newHierarchy(c *mpi.Comm, split func() (*mpi.Comm, error)) (*hierarchy, err
 	if err := bcastBinomial(call{c: node.Collective()}, flags, 0); err != nil {
 		return nil, err
 	}
-	return &hierarchy{node: node, leaders: leaders, useful: -flags[1] > 1, ordered: flags[0] == 1}, nil
+	h := &hierarchy{node: node, leaders: leaders, useful: -flags[1] > 1, ordered: flags[0] == 1,
+		uniform: -flags[1] == flags[2]}
+	if h.useful && h.uniform {
+		// The ranks of one node rank on every host, in c's order.
+		if h.cross, err = c.Split(node.Rank(), c.Rank()); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// allreduceNodeSliced is the host-aware allreduce for long vectors, when
+// every host has the same number m of ranks and the node communicator has
+// a shared-memory region with cross-memory reads (sn.cma). Each local rank
+// owns slice i (of m, blockStart) of the vector:
+//
+//  1. reduce-scatter on the host: rank i reads slice i of every local
+//     rank's vector straight out of its memory (process_vm_readv) and
+//     combines them in node order;
+//  2. rank i allreduces its slice with the ranks of node rank i on the
+//     other hosts (hierarchy.cross), with the flat algorithm for its size;
+//  3. allgather on the host: every rank reads the other m−1 final slices
+//     straight out of their owners' vectors.
+//
+// Unlike allreduceNode, every rank takes part in the traffic between hosts
+// (a slice each, in parallel) and no rank moves whole vectors through a
+// tree. Order: node order within a host, then the cross communicator's
+// (host) order; rank order when hierarchy.ordered. Cost, h hosts of m
+// ranks, n bytes: 2·(m−1)/m·nβ_cma + (m−1)/m·nγ + the flat allreduce of
+// n/m bytes over h ranks, plus three rounds of waiting on the host.
+//
+// A rank whose step fails still takes part in the region's rounds, posting
+// a failure that the others report, so that nobody waits forever on it.
+func allreduceNodeSliced[T mpi.Numeric](k call, h *hierarchy, buf []T, op Op[T], commutative bool, sn *shmColl) error {
+	m, me, n, sz := sn.p, sn.me, len(buf), sizeOf[T]()
+	lo, hi := blockStart(n, m, me), blockStart(n, m, me+1)
+	acc, sa := getScratch[T](hi - lo)
+	defer putScratch(sa)
+	tmp, st := getScratch[T](hi - lo)
+	defer putScratch(st)
+	bb := bytesOf(buf)
+	typ := typeCode[T]()
+	seqA, seqB, seqC := sn.next(), sn.next(), sn.next()
+	desc := func(seq uint64, failed bool) uint64 {
+		if failed {
+			return shmDesc(seq, shmFailed, typ, 0, n)
+		}
+		return shmDesc(seq, shmAllreduce, typ, 0, n)
+	}
+	if err := sn.reserve(seqA); err != nil {
+		return err
+	}
+	sn.setAddr(seqA, bb)
+	sn.post(seqA, desc(seqA, false))
+	// 1. acc = x₀ ⊕ (x₁ ⊕ (… ⊕ xₘ₋₁)) on slice [lo, hi).
+	var err error
+	for j := m - 1; j >= 0 && err == nil; j-- {
+		x := buf[lo:hi]
+		if j != me {
+			if err = sn.await(j, seqA, desc(seqA, false)); err != nil {
+				break
+			}
+			if err = readFrom(sn.pid(j), sn.getAddr(seqA, j)+uintptr(lo*sz), bytesOf(tmp)); err != nil {
+				break
+			}
+			x = tmp
+		}
+		if j == m-1 {
+			copy(acc, x)
+		} else {
+			op(acc, x)
+		}
+	}
+	// Nobody reads this rank's own slice: it may take the result.
+	if err == nil {
+		copy(buf[lo:hi], acc)
+		// 2.
+		if h.cross.Size() > 1 {
+			err = allreduceFlat(k.on(h.cross), buf[lo:hi], op, commutative)
+		}
+	}
+	// 3.
+	if rerr := sn.reserve(seqB); rerr != nil {
+		return rerr
+	}
+	sn.post(seqB, desc(seqB, err != nil))
+	if err == nil {
+		for i := 1; i < m && err == nil; i++ {
+			j := (me + i) % m
+			if err = sn.await(j, seqB, desc(seqB, false)); err == nil {
+				jlo, jhi := blockStart(n, m, j), blockStart(n, m, j+1)
+				err = readFrom(sn.pid(j), sn.getAddr(seqA, j)+uintptr(jlo*sz), bb[jlo*sz:jhi*sz])
+			}
+		}
+	}
+	// Nobody returns, and so releases its vector, before all have read.
+	if rerr := sn.reserve(seqC); rerr != nil {
+		return rerr
+	}
+	sn.post(seqC, desc(seqC, err != nil))
+	if werr := sn.awaitAll(seqC, desc(seqC, false)); err == nil {
+		err = werr
+	}
+	runtime.KeepAlive(buf)
+	runtime.KeepAlive(sn)
+	return err
 }

@@ -72,8 +72,9 @@ func algo[T mpi.Numeric](f func(k call, buf []T, op Op[T]) error) allreduceFn[T]
 }
 
 // nodeAlgo runs allreduceNode over fake hosts: host(rank) groups the ranks;
-// withShm gives the node communicators their shared-memory regions.
-func nodeAlgo[T mpi.Numeric](host func(r int) int, commutative, withShm bool) allreduceFn[T] {
+// withShm gives the node communicators their shared-memory regions, and
+// sliced runs allreduceNodeSliced where it applies (uniform hosts).
+func nodeAlgo[T mpi.Numeric](host func(r int) int, commutative, withShm, sliced bool) allreduceFn[T] {
 	return func(c *mpi.Comm, in, out []T, op Op[T]) error {
 		copy(out, in)
 		if c.Size() == 1 {
@@ -90,11 +91,17 @@ func nodeAlgo[T mpi.Numeric](host func(r int) int, commutative, withShm bool) al
 		if h.leaders != nil {
 			defer h.leaders.Free()
 		}
+		if h.cross != nil {
+			defer h.cross.Free()
+		}
 		var sn *shmColl
 		if withShm {
 			if sn = shmOf(h.node); sn == nil && h.node.Size() > 1 {
 				return errors.New("node communicator without a shared-memory region")
 			}
+		}
+		if sliced && h.uniform && sn != nil && len(out) >= sn.p {
+			return allreduceNodeSliced(newCall(c), h, out, op, commutative, sn)
 		}
 		return allreduceNode(newCall(c), h, out, op, commutative, sn)
 	}
@@ -126,13 +133,24 @@ func TestAllreduceAlgorithms(t *testing.T) {
 	for _, withShm := range []bool{false, true} {
 		t.Run(fmt.Sprintf("node-contiguous/shm=%v", withShm), func(t *testing.T) {
 			host := func(r int) int { return r / 3 }
-			testAllreduceOps(t, floatCases(), counts, nodeAlgo[float64](host, true, withShm))
-			testAllreduceOps(t, affineCases(), counts, nodeAlgo[uint64](host, false, withShm))
+			testAllreduceOps(t, floatCases(), counts, nodeAlgo[float64](host, true, withShm, false))
+			testAllreduceOps(t, affineCases(), counts, nodeAlgo[uint64](host, false, withShm, false))
 		})
 		t.Run(fmt.Sprintf("node-strided/shm=%v", withShm), func(t *testing.T) {
-			testAllreduceOps(t, floatCases(), counts, nodeAlgo[float64](func(r int) int { return r % 2 }, true, withShm))
+			testAllreduceOps(t, floatCases(), counts, nodeAlgo[float64](func(r int) int { return r % 2 }, true, withShm, false))
 		})
 	}
+	// Two ranks per fake host (uniform for even rank counts; the others
+	// fall back to allreduceNode), contiguous and strided.
+	t.Run("node-sliced-contiguous", func(t *testing.T) {
+		host := func(r int) int { return r / 2 }
+		testAllreduceOps(t, floatCases(), counts, nodeAlgo[float64](host, true, true, true))
+		testAllreduceOps(t, affineCases(), counts, nodeAlgo[uint64](host, false, true, true))
+	})
+	t.Run("node-sliced-strided", func(t *testing.T) {
+		host := func(r int) int { return r % 2 }
+		testAllreduceOps(t, floatCases(), counts, nodeAlgo[float64](host, true, true, true))
+	})
 }
 
 func TestHierarchyFlags(t *testing.T) {

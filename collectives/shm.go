@@ -70,6 +70,7 @@ const (
 	shmAllgather
 	shmGather
 	shmScatter
+	shmFailed = 15 // a rank's part of the call failed; its partners report it
 )
 
 // shmOff is GORUN_COLL_SHM=off, read once; tests set it to run the
@@ -293,6 +294,9 @@ func shmMismatch(j int, mine, theirs uint64) error {
 			return names[k]
 		}
 		return names[0]
+	}
+	if theirs>>48&0xf == shmFailed {
+		return fmt.Errorf("collectives: rank %d failed its part of the %s", j, name(mine))
 	}
 	typ, cause := "", error(nil)
 	switch {
