@@ -247,6 +247,78 @@ func TestMismatch(t *testing.T) {
 	}
 }
 
+// TestRootMismatch: rooted collectives called with different roots fail
+// with ErrMismatch on at least one rank instead of hanging or handing out
+// wrong data. Each case has every rank but one pass root 0 and the odd
+// rank another root; the short trees (Bcast, Scatter) catch it from the
+// sender of the odd rank's block, the long paths and the v and value forms
+// with the root check.
+func TestRootMismatch(t *testing.T) {
+	// root returns 0, or other on rank odd.
+	root := func(c *mpi.Comm, odd, other int) int {
+		if c.Rank() == odd {
+			return other
+		}
+		return 0
+	}
+	const long = 1 << 15 // float64s: 256 KiB, a long Bcast and Reduce
+	const block = 512    // float64s: 4 KiB per rank, a long Gather and Scatter
+	for _, tc := range []struct {
+		name string
+		n    int
+		fn   func(c *mpi.Comm) error
+	}{
+		// Rank 3 expects its block from rank 1 (tree around root 1) and
+		// gets it from rank 2 (tree around root 0).
+		{"bcast/short", 4, func(c *mpi.Comm) error { return Bcast(c, make([]float64, 7), root(c, 3, 1)) }},
+		{"ibcast/short", 4, func(c *mpi.Comm) error {
+			_, err := Ibcast(c, make([]float64, 7), root(c, 3, 1)).Wait()
+			return err
+		}},
+		{"bcast/long", 3, func(c *mpi.Comm) error { return Bcast(c, make([]float64, long), root(c, 1, 2)) }},
+		{"bcast/long-two-ranks", 2, func(c *mpi.Comm) error { return Bcast(c, make([]float64, long), root(c, 1, 1)) }},
+		{"reduce/long", 4, func(c *mpi.Comm) error {
+			return Reduce(c, make([]float64, long), make([]float64, long), Sum, root(c, 2, 1))
+		}},
+		{"reduce/long-noncommutative", 4, func(c *mpi.Comm) error {
+			return Reduce(c, make([]uint64, long), make([]uint64, long), affine, root(c, 0, 3))
+		}},
+		{"ireduce/long", 3, func(c *mpi.Comm) error {
+			_, err := Ireduce(c, make([]float64, long), make([]float64, long), Max, root(c, 1, 1)).Wait()
+			return err
+		}},
+		{"gather/long", 3, func(c *mpi.Comm) error {
+			return Gather(c, make([]float64, block), make([]float64, 3*block), root(c, 2, 1))
+		}},
+		{"gatherv", 3, func(c *mpi.Comm) error {
+			return Gatherv(c, make([]int, 2), make([]int, 6), []int{2, 2, 2}, []int{0, 2, 4}, root(c, 0, 1))
+		}},
+		{"scatter/short", 4, func(c *mpi.Comm) error {
+			return Scatter(c, make([]float64, 4*3), make([]float64, 3), root(c, 3, 1))
+		}},
+		{"scatter/long", 3, func(c *mpi.Comm) error {
+			return Scatter(c, make([]float64, 3*block), make([]float64, block), root(c, 1, 2))
+		}},
+		{"scatterv", 3, func(c *mpi.Comm) error {
+			return Scatterv(c, make([]int, 6), []int{2, 2, 2}, []int{0, 2, 4}, make([]int, 2), root(c, 2, 2))
+		}},
+		{"bcast-value", 3, func(c *mpi.Comm) error {
+			v := "x"
+			return BcastValue(c, &v, root(c, 1, 2))
+		}},
+		{"gather-value", 3, func(c *mpi.Comm) error {
+			_, err := GatherValue(c, c.Rank(), root(c, 2, 2))
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := goErr(t, tc.n, tc.fn); !errors.Is(err, ErrMismatch) {
+				t.Fatalf("err = %v; want ErrMismatch", err)
+			}
+		})
+	}
+}
+
 // TestArgumentErrors: mistakes detectable locally fail on the rank that
 // made them, with the package prefix and the mpi sentinel, without
 // panicking.

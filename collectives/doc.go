@@ -70,7 +70,16 @@
 // caller's mistake. Ranks that disagree on lengths, element types or
 // per-rank counts get ErrMismatch on at least one rank, from a receive of
 // unexpected size or type (every internal receive is exact); their
-// partners may then wait until the job aborts. Not detected: different ops
-// on different ranks, and different roots, which may hang until the job is
-// aborted (under mpitest, until the failing rank aborts it).
+// partners may then wait until the job aborts. Different roots: the
+// long-message paths of Bcast, Reduce, Gather and Scatter, and Gatherv,
+// Scatterv, BcastValue and GatherValue at every size, start with a root
+// check (one small message per rank around a ring) that fails with
+// ErrMismatch on at least one rank. The short paths skip it, so as not to
+// add a message to small calls: there a receive that is alone in its phase
+// is posted for any source and fails with ErrMismatch when the message
+// comes from another rank than the receiver's root implies (short Bcast
+// and Scatter), which catches some disagreements; others (a rank that
+// wrongly believes it is the root, short Reduce and Gather) may hang until
+// the job is aborted (under mpitest, until a failing rank aborts it). Not
+// detected: different ops on different ranks.
 package collectives

@@ -2,6 +2,10 @@ package collectives
 
 import "github.com/gorun-hpc/gorun/runtime/mpi"
 
+// reduceLongBytes: Reduce of vectors of at least this many bytes first
+// checks that the ranks agree on the root (agreeRoot).
+const reduceLongBytes = 32 << 10
+
 // Reduce combines the send buffers of all ranks with op, in rank order, into
 // recv on root (MPI_Reduce): recv = send₀ ⊕ send₁ ⊕ … ⊕ sendₚ₋₁.
 //
@@ -13,7 +17,10 @@ import "github.com/gorun-hpc/gorun/runtime/mpi"
 // goroutines during the call.
 //
 // The algorithm is a binomial tree (reduce_binomial.go). A rank whose
-// length differs from its tree parent's fails with ErrMismatch.
+// length differs from its tree parent's fails with ErrMismatch. Vectors of
+// reduceLongBytes or more start with a root check, so that ranks passing
+// different roots fail with ErrMismatch on at least one rank; shorter ones
+// skip it (one message less) and may then wait until the job aborts.
 func Reduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T], root int) error {
 	run, err := planReduce(c, send, recv, op, root)
 	if err != nil {
@@ -53,5 +60,13 @@ func planReduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T], root int) 
 	}
 	k := newCall(c)
 	comm := commutative(op)
-	return func() error { return wrap(name, reduceBinomial(k, in, recv, op, root, comm)) }, nil
+	long := sizeOf[T]()*len(in) >= reduceLongBytes
+	return func() error {
+		if long {
+			if err := agreeRoot(k, root, stepReduce); err != nil {
+				return wrap(name, err)
+			}
+		}
+		return wrap(name, reduceBinomial(k, in, recv, op, root, comm))
+	}, nil
 }
