@@ -231,6 +231,13 @@ func TestMismatch(t *testing.T) {
 			}
 			return Alltoallv(c, make([]int, 3), []int{1, 1, 1}, []int{0, 1, 2}, make([]int, 4), rc, []int{0, 2, 3})
 		}, []error{ErrMismatch}},
+		{"alltoallv-inplace/asymmetric-counts", 3, func(c *mpi.Comm) error {
+			rc := []int{1, 1, 1}
+			if c.Rank() == 2 {
+				rc = []int{2, 1, 1}
+			}
+			return Alltoallv(c, nil, nil, nil, make([]int, 4), rc, []int{0, 2, 3})
+		}, []error{ErrMismatch}},
 		{"scan/count", 4, func(c *mpi.Comm) error {
 			n := 4 + c.Rank()/3
 			return Scan(c, make([]int, n), make([]int, n), Sum)
@@ -342,6 +349,8 @@ func TestArgumentErrors(t *testing.T) {
 		{"scatter/send", func(c *mpi.Comm) error { return Scatter(c, f, f, 1) }, mpi.ErrCount},
 		{"allgather/recv", func(c *mpi.Comm) error { return Allgather(c, f, f) }, mpi.ErrCount},
 		{"alltoall/lengths", func(c *mpi.Comm) error { return Alltoall(c, f[:3], f[:3]) }, mpi.ErrCount},
+		{"alltoall/inplace-length", func(c *mpi.Comm) error { return Alltoall(c, nil, f[:3]) }, mpi.ErrCount},
+		{"reduce-scatter/inplace-length", func(c *mpi.Comm) error { return ReduceScatter(c, nil, f[:2], []int{2, 1}, Sum) }, mpi.ErrCount},
 		{"reduce-scatter/counts", func(c *mpi.Comm) error { return ReduceScatter(c, f, f[:2], []int{2, 1}, Sum) }, mpi.ErrCount},
 		{"bcast-value/nil", func(c *mpi.Comm) error { return BcastValue[int](c, nil, 0) }, mpi.ErrCount},
 		{"gather-value/root", func(c *mpi.Comm) error { _, err := GatherValue(c, 1, 5); return err }, mpi.ErrRank},

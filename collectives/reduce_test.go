@@ -277,6 +277,10 @@ func TestReduceScatter(t *testing.T) {
 						out := make([]float64, counts[r])
 						var err error
 						switch {
+						case direct == "inplace":
+							buf := append([]float64(nil), in...)
+							err = ReduceScatter(c, nil, buf, counts, oc.op)
+							copy(out, buf)
 						case direct == "" || p == 1:
 							err = ReduceScatter(c, in, out, counts, oc.op)
 						default:
@@ -304,10 +308,12 @@ func TestReduceScatter(t *testing.T) {
 		})
 	}
 	t.Run("dispatch", func(t *testing.T) { test(t, floatCases(), "") })
+	t.Run("inplace", func(t *testing.T) { test(t, floatCases(), "inplace") })
 	t.Run("ring", func(t *testing.T) { test(t, floatCases()[:2], "ring") })
 	t.Run("reduce", func(t *testing.T) { test(t, floatCases()[:2], "reduce") })
 	t.Run("noncommutative", func(t *testing.T) {
-		// affine on uint64 through the same path as a user op
+		// affine on uint64 through the same path as a user op; odd ranks
+		// in place, even ones not (each rank chooses its form)
 		cases(t, []int{0, 7, 1000}, []string{"affine"}, func(t *testing.T, n, count, _ int, comm string) {
 			oc := affineCases()[0]
 			run(t, n, comm, func(c *mpi.Comm) error {
@@ -317,7 +323,15 @@ func TestReduceScatter(t *testing.T) {
 					counts[i] = blockStart(count, p, i+1) - blockStart(count, p, i)
 				}
 				out := make([]uint64, counts[r])
-				if err := ReduceScatter(c, input(oc.gen, r, count), out, counts, oc.op); err != nil {
+				var err error
+				if r%2 == 1 {
+					buf := input(oc.gen, r, count)
+					err = ReduceScatter(c, nil, buf, counts, oc.op)
+					copy(out, buf)
+				} else {
+					err = ReduceScatter(c, input(oc.gen, r, count), out, counts, oc.op)
+				}
+				if err != nil {
 					return err
 				}
 				lo := blockStart(count, p, r)
