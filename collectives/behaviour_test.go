@@ -63,6 +63,52 @@ func TestAllreduceDeterministic(t *testing.T) {
 	}
 }
 
+// TestReduceDeterministic: a long Reduce of random float64s (where the
+// bracketing changes the bits) gives bitwise the same result at every root
+// as allreduceRabenseifner, whose brackets it shares (and which
+// TestAllreduceDeterministic checks from run to run), for the rank counts
+// that fold (3, 5, 7) and those that do not.
+func TestReduceDeterministic(t *testing.T) {
+	gen := func(r, count int) []float64 {
+		rng := rand.New(rand.NewPCG(uint64(r), 7))
+		in := make([]float64, count)
+		for j := range in {
+			in[j] = rng.NormFloat64() * math.Pow(10, float64(rng.IntN(12)))
+		}
+		return in
+	}
+	for _, n := range []int{2, 3, 4, 5, 7, 8} {
+		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
+			const count = 5000 // 40 KiB: Rabenseifner
+			mpitest.Run(t, n, func(c *mpi.Comm) error {
+				in := gen(c.Rank(), count)
+				want := append([]float64(nil), in...)
+				if err := allreduceRabenseifner(newCall(c), want, Sum); err != nil {
+					return err
+				}
+				for root := range n {
+					var out []float64
+					if c.Rank() == root {
+						out = make([]float64, count)
+					}
+					if err := Reduce(c, in, out, Sum, root); err != nil {
+						return err
+					}
+					if c.Rank() != root {
+						continue
+					}
+					for j := range count {
+						if math.Float64bits(out[j]) != math.Float64bits(want[j]) {
+							return fmt.Errorf("reduce to %d: [%d] = %x; allreduceRabenseifner has %x", root, j, out[j], want[j])
+						}
+					}
+				}
+				return nil
+			})
+		})
+	}
+}
+
 // TestNonBlockingOverlap: two Iallreduce and an Ibcast outstanding at
 // once, a blocking Allreduce issued meanwhile, and user messages on the same
 // communicator, all give the right answers.

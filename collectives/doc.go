@@ -53,12 +53,13 @@
 //
 //	Barrier        dissemination
 //	Bcast          binomial tree; scatter + ring allgather ≥ 128 KiB, p ≥ 3
-//	Reduce         binomial tree (rank order, to rank 0 then root)
+//	Reduce         binomial tree (rank order, to rank 0 then root);
+//	               Rabenseifner ≥ 32 KiB (commutative: reduce-scatter + gather)
 //	Allreduce      recursive doubling < 32 KiB; Rabenseifner; ring (commutative, p not 2ᵏ);
 //	               host-aware (reduce on host, leaders allreduce, bcast on host)
 //	Gather/Scatter binomial tree < 2 KiB per rank; linear
 //	Allgather      recursive doubling (p = 2ᵏ, < 64 KiB); ring
-//	Alltoall       pairwise exchange
+//	Alltoall       pairwise exchange; in place, pairwise swaps
 //	Scan/Exscan    recursive doubling
 //	ReduceScatter  ring (commutative); reduce + scatter
 //

@@ -187,8 +187,32 @@ func testReduceOps[T mpi.Numeric](t *testing.T, ops []opCase[T], counts []int, i
 	})
 }
 
+// rabenseifner adapts reduceRabenseifner to the signature of Reduce.
+func rabenseifner[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T], root int) error {
+	in := send
+	if send == nil {
+		in = recv
+	}
+	if c.Size() == 1 {
+		copy(recv, in)
+		return nil
+	}
+	return reduceRabenseifner(newCall(c), in, recv, op, root)
+}
+
 func TestReduce(t *testing.T) {
 	t.Run("float64", func(t *testing.T) { testReduceOps(t, floatCases(), elemCounts, false, Reduce[float64]) })
+	// 5000 float64s: 40 KiB, Rabenseifner's algorithm for the dispatcher
+	t.Run("long", func(t *testing.T) { testReduceOps(t, floatCases(), []int{5000}, false, Reduce[float64]) })
+	t.Run("long-inplace", func(t *testing.T) { testReduceOps(t, floatCases()[:1], []int{5000}, true, Reduce[float64]) })
+	t.Run("long-noncommutative", func(t *testing.T) { testReduceOps(t, affineCases(), []int{5000}, false, Reduce[uint64]) })
+	t.Run("rabenseifner", func(t *testing.T) {
+		counts := []int{0, 1, 7, 1000, 4097}
+		testReduceOps(t, floatCases(), counts, false, rabenseifner[float64])
+		testReduceOps(t, intCases()[3:], counts, false, rabenseifner[int32])
+		testReduceOps(t, affineCases(), counts, false, rabenseifner[uint64])
+		testReduceOps(t, affineCases(), []int{7}, true, rabenseifner[uint64])
+	})
 	t.Run("int32", func(t *testing.T) { testReduceOps(t, intCases(), []int{0, 7}, false, Reduce[int32]) })
 	t.Run("noncommutative", func(t *testing.T) { testReduceOps(t, affineCases(), elemCounts, false, Reduce[uint64]) })
 	t.Run("inplace", func(t *testing.T) { testReduceOps(t, affineCases(), []int{7}, true, Reduce[uint64]) })

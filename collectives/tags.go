@@ -62,6 +62,7 @@ const (
 	stepAlltoall
 	stepScan
 	stepValue
+	stepReduceGather
 )
 
 // call carries what every message of one collective call needs: the
