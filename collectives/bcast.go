@@ -8,6 +8,7 @@ import (
 
 // Bcast thresholds: messages of at least bcastLongBytes on at least
 // bcastMinRanks ranks use scatter + ring allgather; others the binomial tree.
+// Messages of at least bcastLongBytes start with a root check (agreeRoot).
 const (
 	bcastLongBytes = 128 << 10
 	bcastMinRanks  = 3
@@ -22,7 +23,13 @@ const (
 // scattered in blocks and gathered back with a ring (van de Geijn,
 // bcast_scatter_allgather.go). A rank whose length differs from the root's
 // fails with ErrMismatch (so may the ranks below it in the tree; the others
-// may wait for the job to abort).
+// may wait for the job to abort). Ranks that pass different roots: long
+// messages start with a root check, which fails with ErrMismatch on at
+// least one rank; in the tree, a short message's receiver fails when its
+// message comes from another rank than its root implies, but a rank that
+// wrongly believes it is the root feeds its own buffer into a subtree
+// shaped like the real one, which no rank can tell without an extra
+// message.
 func Bcast[T mpi.Numeric](c *mpi.Comm, buf []T, root int) error {
 	p, err := planBcast(c, buf, root)
 	if err != nil || p.alone {
@@ -75,10 +82,16 @@ func planBcast[T mpi.Numeric](c *mpi.Comm, buf []T, root int) (bcastPlan[T], err
 // run carries out the planned Bcast with the algorithm its size calls for.
 func (p bcastPlan[T]) run() error {
 	const op = "bcast"
-	switch {
-	case p.alone:
+	if p.alone {
 		return nil
-	case sizeOf[T]()*len(p.buf) >= bcastLongBytes && p.k.size() >= bcastMinRanks:
+	}
+	long := sizeOf[T]()*len(p.buf) >= bcastLongBytes
+	if long {
+		if err := agreeRoot(p.k, p.root, stepBcast); err != nil {
+			return wrap(op, err)
+		}
+	}
+	if long && p.k.size() >= bcastMinRanks {
 		return wrap(op, bcastScatterAllgather(p.k, p.buf, p.root))
 	}
 	return wrap(op, bcastBinomial(p.k, p.buf, p.root))

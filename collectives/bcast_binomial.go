@@ -6,7 +6,9 @@ import "github.com/gorun-hpc/gorun/runtime/mpi"
 // renumbered so that the root is virtual rank 0 (v = r − root mod p); v
 // receives from v with its lowest set bit cleared, then sends to v+2ʲ for
 // each 2ʲ below that bit (largest subtree first). Every rank receives the
-// whole message once.
+// whole message once. The receive is posted for any source (recvFrom), so
+// that a parent that built its tree around another root is detected when
+// its message reaches the wrong child.
 //
 // Cost: ⌈lg p⌉·(α + nβ) on the critical path.
 func bcastBinomial[T mpi.Numeric](k call, buf []T, root int) error {
@@ -15,7 +17,7 @@ func bcastBinomial[T mpi.Numeric](k call, buf []T, root int) error {
 	mask := 1
 	for ; mask < p; mask <<= 1 {
 		if v&mask != 0 {
-			if err := recv(k, buf, (v-mask+root)%p, stepBcast); err != nil {
+			if err := recvFrom(k, buf, (v-mask+root)%p, stepBcast); err != nil {
 				return err
 			}
 			break

@@ -63,6 +63,52 @@ func TestAllreduceDeterministic(t *testing.T) {
 	}
 }
 
+// TestReduceDeterministic: a long Reduce of random float64s (where the
+// bracketing changes the bits) gives bitwise the same result at every root
+// as allreduceRabenseifner, whose brackets it shares (and which
+// TestAllreduceDeterministic checks from run to run), for the rank counts
+// that fold (3, 5, 7) and those that do not.
+func TestReduceDeterministic(t *testing.T) {
+	gen := func(r, count int) []float64 {
+		rng := rand.New(rand.NewPCG(uint64(r), 7))
+		in := make([]float64, count)
+		for j := range in {
+			in[j] = rng.NormFloat64() * math.Pow(10, float64(rng.IntN(12)))
+		}
+		return in
+	}
+	for _, n := range []int{2, 3, 4, 5, 7, 8} {
+		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
+			const count = 5000 // 40 KiB: Rabenseifner
+			mpitest.Run(t, n, func(c *mpi.Comm) error {
+				in := gen(c.Rank(), count)
+				want := append([]float64(nil), in...)
+				if err := allreduceRabenseifner(newCall(c), want, Sum); err != nil {
+					return err
+				}
+				for root := range n {
+					var out []float64
+					if c.Rank() == root {
+						out = make([]float64, count)
+					}
+					if err := Reduce(c, in, out, Sum, root); err != nil {
+						return err
+					}
+					if c.Rank() != root {
+						continue
+					}
+					for j := range count {
+						if math.Float64bits(out[j]) != math.Float64bits(want[j]) {
+							return fmt.Errorf("reduce to %d: [%d] = %x; allreduceRabenseifner has %x", root, j, out[j], want[j])
+						}
+					}
+				}
+				return nil
+			})
+		})
+	}
+}
+
 // TestNonBlockingOverlap: two Iallreduce and an Ibcast outstanding at
 // once, a blocking Allreduce issued meanwhile, and user messages on the same
 // communicator, all give the right answers.
@@ -231,6 +277,13 @@ func TestMismatch(t *testing.T) {
 			}
 			return Alltoallv(c, make([]int, 3), []int{1, 1, 1}, []int{0, 1, 2}, make([]int, 4), rc, []int{0, 2, 3})
 		}, []error{ErrMismatch}},
+		{"alltoallv-inplace/asymmetric-counts", 3, func(c *mpi.Comm) error {
+			rc := []int{1, 1, 1}
+			if c.Rank() == 2 {
+				rc = []int{2, 1, 1}
+			}
+			return Alltoallv(c, nil, nil, nil, make([]int, 4), rc, []int{0, 2, 3})
+		}, []error{ErrMismatch}},
 		{"scan/count", 4, func(c *mpi.Comm) error {
 			n := 4 + c.Rank()/3
 			return Scan(c, make([]int, n), make([]int, n), Sum)
@@ -242,6 +295,78 @@ func TestMismatch(t *testing.T) {
 				if !errors.Is(err, want) {
 					t.Errorf("err = %v; want %v", err, want)
 				}
+			}
+		})
+	}
+}
+
+// TestRootMismatch: rooted collectives called with different roots fail
+// with ErrMismatch on at least one rank instead of hanging or handing out
+// wrong data. Each case has every rank but one pass root 0 and the odd
+// rank another root; the short trees (Bcast, Scatter) catch it from the
+// sender of the odd rank's block, the long paths and the v and value forms
+// with the root check.
+func TestRootMismatch(t *testing.T) {
+	// root returns 0, or other on rank odd.
+	root := func(c *mpi.Comm, odd, other int) int {
+		if c.Rank() == odd {
+			return other
+		}
+		return 0
+	}
+	const long = 1 << 15 // float64s: 256 KiB, a long Bcast and Reduce
+	const block = 512    // float64s: 4 KiB per rank, a long Gather and Scatter
+	for _, tc := range []struct {
+		name string
+		n    int
+		fn   func(c *mpi.Comm) error
+	}{
+		// Rank 3 expects its block from rank 1 (tree around root 1) and
+		// gets it from rank 2 (tree around root 0).
+		{"bcast/short", 4, func(c *mpi.Comm) error { return Bcast(c, make([]float64, 7), root(c, 3, 1)) }},
+		{"ibcast/short", 4, func(c *mpi.Comm) error {
+			_, err := Ibcast(c, make([]float64, 7), root(c, 3, 1)).Wait()
+			return err
+		}},
+		{"bcast/long", 3, func(c *mpi.Comm) error { return Bcast(c, make([]float64, long), root(c, 1, 2)) }},
+		{"bcast/long-two-ranks", 2, func(c *mpi.Comm) error { return Bcast(c, make([]float64, long), root(c, 1, 1)) }},
+		{"reduce/long", 4, func(c *mpi.Comm) error {
+			return Reduce(c, make([]float64, long), make([]float64, long), Sum, root(c, 2, 1))
+		}},
+		{"reduce/long-noncommutative", 4, func(c *mpi.Comm) error {
+			return Reduce(c, make([]uint64, long), make([]uint64, long), affine, root(c, 0, 3))
+		}},
+		{"ireduce/long", 3, func(c *mpi.Comm) error {
+			_, err := Ireduce(c, make([]float64, long), make([]float64, long), Max, root(c, 1, 1)).Wait()
+			return err
+		}},
+		{"gather/long", 3, func(c *mpi.Comm) error {
+			return Gather(c, make([]float64, block), make([]float64, 3*block), root(c, 2, 1))
+		}},
+		{"gatherv", 3, func(c *mpi.Comm) error {
+			return Gatherv(c, make([]int, 2), make([]int, 6), []int{2, 2, 2}, []int{0, 2, 4}, root(c, 0, 1))
+		}},
+		{"scatter/short", 4, func(c *mpi.Comm) error {
+			return Scatter(c, make([]float64, 4*3), make([]float64, 3), root(c, 3, 1))
+		}},
+		{"scatter/long", 3, func(c *mpi.Comm) error {
+			return Scatter(c, make([]float64, 3*block), make([]float64, block), root(c, 1, 2))
+		}},
+		{"scatterv", 3, func(c *mpi.Comm) error {
+			return Scatterv(c, make([]int, 6), []int{2, 2, 2}, []int{0, 2, 4}, make([]int, 2), root(c, 2, 2))
+		}},
+		{"bcast-value", 3, func(c *mpi.Comm) error {
+			v := "x"
+			return BcastValue(c, &v, root(c, 1, 2))
+		}},
+		{"gather-value", 3, func(c *mpi.Comm) error {
+			_, err := GatherValue(c, c.Rank(), root(c, 2, 2))
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := goErr(t, tc.n, tc.fn); !errors.Is(err, ErrMismatch) {
+				t.Fatalf("err = %v; want ErrMismatch", err)
 			}
 		})
 	}
@@ -270,6 +395,8 @@ func TestArgumentErrors(t *testing.T) {
 		{"scatter/send", func(c *mpi.Comm) error { return Scatter(c, f, f, 1) }, mpi.ErrCount},
 		{"allgather/recv", func(c *mpi.Comm) error { return Allgather(c, f, f) }, mpi.ErrCount},
 		{"alltoall/lengths", func(c *mpi.Comm) error { return Alltoall(c, f[:3], f[:3]) }, mpi.ErrCount},
+		{"alltoall/inplace-length", func(c *mpi.Comm) error { return Alltoall(c, nil, f[:3]) }, mpi.ErrCount},
+		{"reduce-scatter/inplace-length", func(c *mpi.Comm) error { return ReduceScatter(c, nil, f[:2], []int{2, 1}, Sum) }, mpi.ErrCount},
 		{"reduce-scatter/counts", func(c *mpi.Comm) error { return ReduceScatter(c, f, f[:2], []int{2, 1}, Sum) }, mpi.ErrCount},
 		{"bcast-value/nil", func(c *mpi.Comm) error { return BcastValue[int](c, nil, 0) }, mpi.ErrCount},
 		{"gather-value/root", func(c *mpi.Comm) error { _, err := GatherValue(c, 1, 5); return err }, mpi.ErrRank},

@@ -56,12 +56,13 @@
 //	               a shared-memory region of the communicator (shm.go)
 //	Barrier        dissemination
 //	Bcast          binomial tree; scatter + ring allgather ≥ 128 KiB, p ≥ 3
-//	Reduce         binomial tree (rank order, to rank 0 then root)
+//	Reduce         binomial tree (rank order, to rank 0 then root);
+//	               Rabenseifner ≥ 32 KiB (commutative: reduce-scatter + gather)
 //	Allreduce      recursive doubling < 32 KiB; Rabenseifner; ring (commutative, p not 2ᵏ);
 //	               host-aware (reduce on host, leaders allreduce, bcast on host)
 //	Gather/Scatter binomial tree < 2 KiB per rank; linear
 //	Allgather      recursive doubling (p = 2ᵏ, < 64 KiB); ring
-//	Alltoall       pairwise exchange
+//	Alltoall       pairwise exchange; in place, pairwise swaps
 //	Scan/Exscan    recursive doubling
 //	ReduceScatter  ring (commutative); reduce + scatter
 //
@@ -79,8 +80,19 @@
 // caller's mistake. Ranks that disagree on lengths, element types or
 // per-rank counts get ErrMismatch on at least one rank, from a receive of
 // unexpected size or type (every internal receive is exact); their
-// partners may then wait until the job aborts. On one host the
-// shared-memory path also compares each call's kind, root, element type
-// and count with those of every rank it waits for (shm.go). Not detected:
-// different reduction operations (Sum on one rank, Max on another).
+// partners may then wait until the job aborts. Different roots: the
+// long-message paths of Bcast, Reduce, Gather and Scatter, and Gatherv,
+// Scatterv, BcastValue and GatherValue at every size, start with a root
+// check (one small message per rank around a ring) that fails with
+// ErrMismatch on at least one rank. The short paths skip it, so as not to
+// add a message to small calls: there a receive that is alone in its phase
+// is posted for any source and fails with ErrMismatch when the message
+// comes from another rank than the receiver's root implies (short Bcast
+// and Scatter), which catches some disagreements; others (a rank that
+// wrongly believes it is the root, short Reduce and Gather) may hang until
+// the job is aborted (under mpitest, until a failing rank aborts it). On
+// one host, where the blocking calls go through shared memory, each call's
+// kind, root, element type and count are compared with those of every
+// rank it waits for (shm.go). Not detected: different reduction operations
+// on different ranks (Sum on one, Max on another).
 package collectives

@@ -15,7 +15,9 @@ const gatherShortBytes = 2 << 10
 // in recv (n = len(recv)/Size()). Buffers must not overlap otherwise and
 // must not be touched by other goroutines during the call. A rank whose
 // length differs from the root's makes a receiving rank fail with
-// ErrMismatch.
+// ErrMismatch. Ranks that pass different roots fail with ErrMismatch on at
+// least one rank when the blocks are long (the linear algorithm starts with
+// a root check); with short blocks they may wait until the job aborts.
 //
 // Algorithms: binomial tree for short blocks (gather_binomial.go), each
 // rank sending straight to the root otherwise (gather_linear.go).
@@ -70,7 +72,8 @@ func Gather[T mpi.Numeric](c *mpi.Comm, send, recv []T, root int) error {
 // root only and must describe non-overlapping blocks inside recv. In-place
 // form: on the root, send == nil means its block is already in place. A
 // rank whose length differs from the root's counts entry makes the root
-// fail with ErrMismatch. Algorithm: linear (gather_linear.go).
+// fail with ErrMismatch, and so do ranks that pass different roots (on at
+// least one rank). Algorithm: linear (gather_linear.go), after a root check.
 func Gatherv[T mpi.Numeric](c *mpi.Comm, send, recv []T, counts, displs []int, root int) error {
 	const name = "gatherv"
 	if err := checkComm(name, c); err != nil {

@@ -7,8 +7,13 @@ import "github.com/gorun-hpc/gorun/runtime/mpi"
 // on the root only). No data is forwarded, so it suits long blocks.
 //
 // Cost: (p−1)·α + (p−1)·nβ at the root (n per block); the root's link is
-// the bottleneck.
+// the bottleneck, plus α for the root check that comes first (agreeRoot:
+// without it a rank that sent to the wrong root would leave the real one
+// waiting, unnoticed).
 func gatherLinear[T mpi.Numeric](k call, own, out []T, counts, displs []int, root int) error {
+	if err := agreeRoot(k, root, stepGather); err != nil {
+		return err
+	}
 	p, r := k.size(), k.rank()
 	if r != root {
 		return send(k, own, root, stepGather)

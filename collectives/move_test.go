@@ -7,8 +7,20 @@ import (
 	"github.com/gorun-hpc/gorun/runtime/mpi"
 )
 
-// val is element i of rank r's data in the data-movement tests.
-func val(r, i int) float64 { return float64(r*1_000_000 + i) }
+// perRank is the block length per rank of a data-movement test with count
+// elements: count, but bigCount/p for bigCount, so that the buffers of the
+// gather, scatter and alltoall family hold about bigCount elements, not p
+// times that.
+func perRank(count, p int) int {
+	if count >= bigCount {
+		return count / p
+	}
+	return count
+}
+
+// val is element i of rank r's data in the data-movement tests (distinct
+// for i < 2²⁴).
+func val(r, i int) float64 { return float64(r<<24 + i) }
 
 func vals(r, lo, hi int) []float64 {
 	v := make([]float64, hi-lo)
@@ -128,9 +140,10 @@ func TestGatherValue(t *testing.T) {
 
 type gatherFn func(c *mpi.Comm, send, recv []float64, root int) error
 
-func testGather(t *testing.T, fn gatherFn, inPlace bool) {
-	rootCases(t, elemCounts, nil, func(t *testing.T, n, count, root, _ int, comm string) {
+func testGather(t *testing.T, counts []int, fn gatherFn, inPlace bool) {
+	rootCases(t, counts, nil, func(t *testing.T, n, count, root, _ int, comm string) {
 		run(t, n, comm, func(c *mpi.Comm) error {
+			count := perRank(count, c.Size())
 			p, r := c.Size(), c.Rank()
 			root := root % p
 			send := vals(r, 0, count)
@@ -158,10 +171,10 @@ func testGather(t *testing.T, fn gatherFn, inPlace bool) {
 }
 
 func TestGather(t *testing.T) {
-	t.Run("dispatch", func(t *testing.T) { testGather(t, Gather[float64], false) })
-	t.Run("inplace", func(t *testing.T) { testGather(t, Gather[float64], true) })
+	t.Run("dispatch", func(t *testing.T) { testGather(t, bigCounts(t), Gather[float64], false) })
+	t.Run("inplace", func(t *testing.T) { testGather(t, elemCounts, Gather[float64], true) })
 	t.Run("binomial", func(t *testing.T) {
-		testGather(t, func(c *mpi.Comm, send, recv []float64, root int) error {
+		testGather(t, elemCounts, func(c *mpi.Comm, send, recv []float64, root int) error {
 			if c.Size() == 1 {
 				copy(recv, send)
 				return nil
@@ -170,7 +183,7 @@ func TestGather(t *testing.T) {
 		}, false)
 	})
 	t.Run("linear", func(t *testing.T) {
-		testGather(t, func(c *mpi.Comm, send, recv []float64, root int) error {
+		testGather(t, elemCounts, func(c *mpi.Comm, send, recv []float64, root int) error {
 			counts, displs := uniformLayout(len(send), c.Size())
 			if c.Size() == 1 {
 				copy(recv, send)
@@ -181,8 +194,9 @@ func TestGather(t *testing.T) {
 	})
 	t.Run("v", func(t *testing.T) {
 		// rank i sends i+count elements, stored in reverse rank order with gaps
-		rootCases(t, []int{0, 7}, nil, func(t *testing.T, n, count, root, _ int, comm string) {
+		rootCases(t, append([]int{0, 7}, big(t)...), nil, func(t *testing.T, n, count, root, _ int, comm string) {
 			run(t, n, comm, func(c *mpi.Comm) error {
+				count := perRank(count, c.Size())
 				p, r := c.Size(), c.Rank()
 				root := root % p
 				counts, displs := make([]int, p), make([]int, p)
@@ -211,9 +225,10 @@ func TestGather(t *testing.T) {
 
 type scatterFn func(c *mpi.Comm, send, recv []float64, root int) error
 
-func testScatter(t *testing.T, fn scatterFn, inPlace bool) {
-	rootCases(t, elemCounts, nil, func(t *testing.T, n, count, root, _ int, comm string) {
+func testScatter(t *testing.T, counts []int, fn scatterFn, inPlace bool) {
+	rootCases(t, counts, nil, func(t *testing.T, n, count, root, _ int, comm string) {
 		run(t, n, comm, func(c *mpi.Comm) error {
+			count := perRank(count, c.Size())
 			p, r := c.Size(), c.Rank()
 			root := root % p
 			var send []float64
@@ -237,10 +252,10 @@ func testScatter(t *testing.T, fn scatterFn, inPlace bool) {
 }
 
 func TestScatter(t *testing.T) {
-	t.Run("dispatch", func(t *testing.T) { testScatter(t, Scatter[float64], false) })
-	t.Run("inplace", func(t *testing.T) { testScatter(t, Scatter[float64], true) })
+	t.Run("dispatch", func(t *testing.T) { testScatter(t, bigCounts(t), Scatter[float64], false) })
+	t.Run("inplace", func(t *testing.T) { testScatter(t, elemCounts, Scatter[float64], true) })
 	t.Run("binomial", func(t *testing.T) {
-		testScatter(t, func(c *mpi.Comm, send, recv []float64, root int) error {
+		testScatter(t, elemCounts, func(c *mpi.Comm, send, recv []float64, root int) error {
 			if c.Size() == 1 {
 				copy(recv, send)
 				return nil
@@ -249,7 +264,7 @@ func TestScatter(t *testing.T) {
 		}, false)
 	})
 	t.Run("linear", func(t *testing.T) {
-		testScatter(t, func(c *mpi.Comm, send, recv []float64, root int) error {
+		testScatter(t, elemCounts, func(c *mpi.Comm, send, recv []float64, root int) error {
 			if c.Size() == 1 {
 				copy(recv, send)
 				return nil
@@ -259,8 +274,9 @@ func TestScatter(t *testing.T) {
 		}, false)
 	})
 	t.Run("v", func(t *testing.T) {
-		rootCases(t, []int{0, 7}, nil, func(t *testing.T, n, count, root, _ int, comm string) {
+		rootCases(t, append([]int{0, 7}, big(t)...), nil, func(t *testing.T, n, count, root, _ int, comm string) {
 			run(t, n, comm, func(c *mpi.Comm) error {
+				count := perRank(count, c.Size())
 				p, r := c.Size(), c.Rank()
 				root := root % p
 				counts, displs := make([]int, p), make([]int, p)
@@ -286,6 +302,7 @@ type allgatherFn func(c *mpi.Comm, send, recv []float64) error
 func testAllgather(t *testing.T, counts []int, fn allgatherFn, pof2Only, inPlace bool) {
 	cases(t, counts, nil, func(t *testing.T, n, count, _ int, comm string) {
 		run(t, n, comm, func(c *mpi.Comm) error {
+			count := perRank(count, c.Size())
 			p, r := c.Size(), c.Rank()
 			if pof2Only && p != pof2Below(p) {
 				return nil
@@ -309,7 +326,7 @@ func testAllgather(t *testing.T, counts []int, fn allgatherFn, pof2Only, inPlace
 }
 
 func TestAllgather(t *testing.T) {
-	t.Run("dispatch", func(t *testing.T) { testAllgather(t, elemCounts, Allgather[float64], false, false) })
+	t.Run("dispatch", func(t *testing.T) { testAllgather(t, bigCounts(t), Allgather[float64], false, false) })
 	t.Run("inplace", func(t *testing.T) { testAllgather(t, []int{7, 10000}, Allgather[float64], false, true) })
 	t.Run("rd", func(t *testing.T) {
 		testAllgather(t, elemCounts, func(c *mpi.Comm, send, recv []float64) error {
@@ -325,13 +342,17 @@ func TestAllgather(t *testing.T) {
 		}, false, false)
 	})
 	t.Run("v", func(t *testing.T) {
-		cases(t, []int{0, 7}, nil, func(t *testing.T, n, count, _ int, comm string) {
+		cases(t, append([]int{0, 7}, big(t)...), nil, func(t *testing.T, n, count, _ int, comm string) {
 			run(t, n, comm, func(c *mpi.Comm) error {
+				isBig, count := count >= bigCount, perRank(count, c.Size())
 				p, r := c.Size(), c.Rank()
 				counts, displs := make([]int, p), make([]int, p)
 				at := 0
 				for i := p - 1; i >= 0; i-- {
 					counts[i], displs[i] = (i*count)%5, at
+					if isBig {
+						counts[i] = count - i
+					}
 					at += counts[i] + 2
 				}
 				recv := make([]float64, at)
@@ -350,8 +371,9 @@ func TestAllgather(t *testing.T) {
 }
 
 func TestAlltoall(t *testing.T) {
-	cases(t, elemCounts, nil, func(t *testing.T, n, count, _ int, comm string) {
+	cases(t, bigCounts(t), nil, func(t *testing.T, n, count, _ int, comm string) {
 		run(t, n, comm, func(c *mpi.Comm) error {
+			count := perRank(count, c.Size())
 			p, r := c.Size(), c.Rank()
 			send := vals(r, 0, p*count)
 			recv := make([]float64, p*count)
@@ -367,11 +389,78 @@ func TestAlltoall(t *testing.T) {
 			return nil
 		})
 	})
-	t.Run("v", func(t *testing.T) {
-		cases(t, []int{0, 7}, nil, func(t *testing.T, n, count, _ int, comm string) {
+	t.Run("inplace", func(t *testing.T) {
+		cases(t, bigCounts(t), nil, func(t *testing.T, n, count, _ int, comm string) {
 			run(t, n, comm, func(c *mpi.Comm) error {
+				count := perRank(count, c.Size())
+				p, r := c.Size(), c.Rank()
+				buf := vals(r, 0, p*count)
+				if err := Alltoall(c, nil, buf); err != nil {
+					return err
+				}
+				for i := range p {
+					if err := same(fmt.Sprintf("alltoall in place(n=%d, count=%d) block %d on rank %d", p, count, i, r),
+						buf[i*count:(i+1)*count], vals(i, r*count, (r+1)*count)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		})
+	})
+	t.Run("v-inplace", func(t *testing.T) {
+		// Block sizes symmetric in the pair, as the in-place form needs;
+		// blocks stored in reverse rank order with gaps.
+		cases(t, append([]int{0, 7, 1000}, big(t)...), nil, func(t *testing.T, n, count, _ int, comm string) {
+			run(t, n, comm, func(c *mpi.Comm) error {
+				isBig, count := count >= bigCount, perRank(count, c.Size())
+				p, r := c.Size(), c.Rank()
+				size := func(a, b int) int { return (a + b + count) % 4 * (1 + count/100) }
+				if isBig {
+					size = func(a, b int) int { return count - (a+b)%4 }
+				}
+				rc, rd := make([]int, p), make([]int, p)
+				at := 0
+				for i := p - 1; i >= 0; i-- {
+					rc[i], rd[i] = size(r, i), at+1
+					at += rc[i] + 1
+				}
+				buf := make([]float64, at)
+				for i := range p {
+					for j := range rc[i] {
+						buf[rd[i]+j] = val(r, i<<20+j)
+					}
+				}
+				if err := Alltoallv(c, nil, nil, nil, buf, rc, rd); err != nil {
+					return err
+				}
+				for i := range p {
+					want := make([]float64, rc[i])
+					for j := range want {
+						want[j] = val(i, r<<20+j)
+					}
+					if err := same(fmt.Sprintf("alltoallv in place block %d on rank %d", i, r), buf[rd[i]:rd[i]+rc[i]], want); err != nil {
+						return err
+					}
+				}
+				for i := range p { // the gaps are untouched
+					if buf[rd[i]-1] != 0 {
+						return fmt.Errorf("alltoallv in place wrote the gap before block %d on rank %d", i, r)
+					}
+				}
+				return nil
+			})
+		})
+	})
+	t.Run("v", func(t *testing.T) {
+		cases(t, append([]int{0, 7}, big(t)...), nil, func(t *testing.T, n, count, _ int, comm string) {
+			run(t, n, comm, func(c *mpi.Comm) error {
+				isBig, count := count >= bigCount, perRank(count, c.Size())
 				p, r := c.Size(), c.Rank()
 				size := func(from, to int) int { return (from + 2*to + count) % 4 }
+				if isBig {
+					size = func(from, to int) int { return count - (from+2*to)%4 }
+				}
 				sc, sd, rc, rd := make([]int, p), make([]int, p), make([]int, p), make([]int, p)
 				sat, rat := 0, 0
 				for i := range p {
@@ -383,7 +472,7 @@ func TestAlltoall(t *testing.T) {
 				send := make([]float64, sat)
 				for i := range p {
 					for j := range sc[i] {
-						send[sd[i]+j] = val(r, i*100+j)
+						send[sd[i]+j] = val(r, i<<20+j)
 					}
 				}
 				recv := make([]float64, rat)
@@ -393,7 +482,7 @@ func TestAlltoall(t *testing.T) {
 				for i := range p {
 					want := make([]float64, rc[i])
 					for j := range want {
-						want[j] = val(i, r*100+j)
+						want[j] = val(i, r<<20+j)
 					}
 					if err := same(fmt.Sprintf("alltoallv block %d on rank %d", i, r), recv[rd[i]:rd[i]+rc[i]], want); err != nil {
 						return err

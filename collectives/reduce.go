@@ -2,6 +2,13 @@ package collectives
 
 import "github.com/gorun-hpc/gorun/runtime/mpi"
 
+// reduceLongBytes: Reduce of vectors of at least this many bytes (and at
+// least as many elements as ranks) uses Rabenseifner's algorithm for the
+// package's commutative ops, the binomial tree otherwise; long vectors
+// first check that the ranks agree on the root (agreeRoot). The same
+// threshold as Allreduce's recursive doubling/Rabenseifner switch.
+const reduceLongBytes = allreduceLongBytes
+
 // Reduce combines the send buffers of all ranks with op, in rank order, into
 // recv on root (MPI_Reduce): recv = send₀ ⊕ send₁ ⊕ … ⊕ sendₚ₋₁.
 //
@@ -12,8 +19,15 @@ import "github.com/gorun-hpc/gorun/runtime/mpi"
 // overlap otherwise; send is never modified. Neither may be touched by other
 // goroutines during the call.
 //
-// The algorithm is a binomial tree (reduce_binomial.go). A rank whose
-// length differs from its tree parent's fails with ErrMismatch.
+// Algorithms: a binomial tree (reduce_binomial.go); for long vectors and
+// the package's commutative ops, Rabenseifner's reduce-scatter + gather
+// (reduce_rabenseifner.go). Both combine in an order fixed by the rank
+// count, the vector length and the root, so results are reproducible. A
+// rank whose length differs from its partners' fails with ErrMismatch.
+// Vectors of reduceLongBytes or more start with a root check, so that ranks
+// passing different roots fail with ErrMismatch on at least one rank;
+// shorter ones skip it (one message less) and may then wait until the job
+// aborts.
 func Reduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T], root int) error {
 	run, err := planReduce(c, send, recv, op, root)
 	if err != nil {
@@ -68,5 +82,16 @@ func planReduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T], root int) 
 	}
 	k := newCall(c)
 	comm := commutative(op)
-	return func() error { return wrap(name, reduceBinomial(k, in, recv, op, root, comm)) }, nil
+	long := sizeOf[T]()*len(in) >= reduceLongBytes
+	return func() error {
+		if long {
+			if err := agreeRoot(k, root, stepReduce); err != nil {
+				return wrap(name, err)
+			}
+			if comm && len(in) >= c.Size() {
+				return wrap(name, reduceRabenseifner(k, in, recv, op, root))
+			}
+		}
+		return wrap(name, reduceBinomial(k, in, recv, op, root, comm))
+	}, nil
 }

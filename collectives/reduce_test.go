@@ -39,8 +39,7 @@ func TestAllreduce(t *testing.T) {
 	t.Run("int32", func(t *testing.T) { testAllreduceOps(t, intCases(), elemCounts, publicAllreduce[int32]) })
 	t.Run("noncommutative", func(t *testing.T) { testAllreduceOps(t, affineCases(), elemCounts, publicAllreduce[uint64]) })
 	if !testing.Short() {
-		big := []int{1 << 20}
-		t.Run("big", func(t *testing.T) { testAllreduceOps(t, floatCases()[:1], big, publicAllreduce[float64]) })
+		t.Run("big", func(t *testing.T) { testAllreduceOps(t, floatCases()[:1], big(t), publicAllreduce[float64]) })
 		t.Run("big-noncommutative", func(t *testing.T) {
 			testAllreduceOps(t, affineCases(), []int{1 << 14}, publicAllreduce[uint64])
 		})
@@ -243,8 +242,35 @@ func testReduceOps[T mpi.Numeric](t *testing.T, ops []opCase[T], counts []int, i
 	})
 }
 
+// reduceRab adapts reduceRabenseifner to the signature of Reduce.
+func reduceRab[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T], root int) error {
+	in := send
+	if send == nil {
+		in = recv
+	}
+	if c.Size() == 1 {
+		copy(recv, in)
+		return nil
+	}
+	return reduceRabenseifner(newCall(c), in, recv, op, root)
+}
+
 func TestReduce(t *testing.T) {
 	t.Run("float64", func(t *testing.T) { testReduceOps(t, floatCases(), elemCounts, false, Reduce[float64]) })
+	// 5000 float64s: 40 KiB, Rabenseifner's algorithm for the dispatcher
+	t.Run("long", func(t *testing.T) { testReduceOps(t, floatCases(), []int{5000}, false, Reduce[float64]) })
+	t.Run("long-inplace", func(t *testing.T) { testReduceOps(t, floatCases()[:1], []int{5000}, true, Reduce[float64]) })
+	t.Run("long-noncommutative", func(t *testing.T) { testReduceOps(t, affineCases(), []int{5000}, false, Reduce[uint64]) })
+	t.Run("big", func(t *testing.T) {
+		testReduceOps(t, floatCases()[:1], big(t), false, Reduce[float64])
+		testReduceOps(t, affineCases(), big(t), false, Reduce[uint64])
+	})
+	t.Run("rabenseifner", func(t *testing.T) {
+		counts := []int{0, 1, 7, 1000, 4097}
+		testReduceOps(t, floatCases()[:2], counts, false, reduceRab[float64])
+		testReduceOps(t, affineCases(), counts, false, reduceRab[uint64])
+		testReduceOps(t, affineCases(), []int{7}, true, reduceRab[uint64])
+	})
 	t.Run("int32", func(t *testing.T) { testReduceOps(t, intCases(), []int{0, 7}, false, Reduce[int32]) })
 	t.Run("noncommutative", func(t *testing.T) { testReduceOps(t, affineCases(), elemCounts, false, Reduce[uint64]) })
 	t.Run("inplace", func(t *testing.T) { testReduceOps(t, affineCases(), []int{7}, true, Reduce[uint64]) })
@@ -269,6 +295,9 @@ func TestScan(t *testing.T) {
 				}
 				testScanOps(t, floatCases(), counts, exclusive, inPlace, f)
 				testScanOps(t, affineCases(), counts, exclusive, inPlace, g)
+				if !inPlace {
+					testScanOps(t, floatCases()[:1], big(t), exclusive, false, f)
+				}
 			})
 		}
 	}
@@ -317,8 +346,8 @@ func testScanOps[T mpi.Numeric](t *testing.T, ops []opCase[T], counts []int, exc
 }
 
 func TestReduceScatter(t *testing.T) {
-	test := func(t *testing.T, ops []opCase[float64], direct string) {
-		cases(t, elemCounts, names(ops), func(t *testing.T, n, count, o int, comm string) {
+	test := func(t *testing.T, ops []opCase[float64], counts []int, direct string) {
+		cases(t, counts, names(ops), func(t *testing.T, n, count, o int, comm string) {
 			oc := ops[o]
 			{
 				{
@@ -333,6 +362,10 @@ func TestReduceScatter(t *testing.T) {
 						out := make([]float64, counts[r])
 						var err error
 						switch {
+						case direct == "inplace":
+							buf := append([]float64(nil), in...)
+							err = ReduceScatter(c, nil, buf, counts, oc.op)
+							copy(out, buf)
 						case direct == "" || p == 1:
 							err = ReduceScatter(c, in, out, counts, oc.op)
 						default:
@@ -359,12 +392,15 @@ func TestReduceScatter(t *testing.T) {
 			}
 		})
 	}
-	t.Run("dispatch", func(t *testing.T) { test(t, floatCases(), "") })
-	t.Run("ring", func(t *testing.T) { test(t, floatCases()[:2], "ring") })
-	t.Run("reduce", func(t *testing.T) { test(t, floatCases()[:2], "reduce") })
+	t.Run("dispatch", func(t *testing.T) { test(t, floatCases(), elemCounts, "") })
+	t.Run("big", func(t *testing.T) { test(t, floatCases()[:1], big(t), "") })
+	t.Run("inplace", func(t *testing.T) { test(t, floatCases(), elemCounts, "inplace") })
+	t.Run("ring", func(t *testing.T) { test(t, floatCases()[:2], elemCounts, "ring") })
+	t.Run("reduce", func(t *testing.T) { test(t, floatCases()[:2], elemCounts, "reduce") })
 	t.Run("noncommutative", func(t *testing.T) {
-		// affine on uint64 through the same path as a user op
-		cases(t, []int{0, 7, 1000}, []string{"affine"}, func(t *testing.T, n, count, _ int, comm string) {
+		// affine on uint64 through the same path as a user op; odd ranks
+		// in place, even ones not (each rank chooses its form)
+		cases(t, append([]int{0, 7, 1000}, big(t)...), []string{"affine"}, func(t *testing.T, n, count, _ int, comm string) {
 			oc := affineCases()[0]
 			run(t, n, comm, func(c *mpi.Comm) error {
 				p, r := c.Size(), c.Rank()
@@ -373,7 +409,15 @@ func TestReduceScatter(t *testing.T) {
 					counts[i] = blockStart(count, p, i+1) - blockStart(count, p, i)
 				}
 				out := make([]uint64, counts[r])
-				if err := ReduceScatter(c, input(oc.gen, r, count), out, counts, oc.op); err != nil {
+				var err error
+				if r%2 == 1 {
+					buf := input(oc.gen, r, count)
+					err = ReduceScatter(c, nil, buf, counts, oc.op)
+					copy(out, buf)
+				} else {
+					err = ReduceScatter(c, input(oc.gen, r, count), out, counts, oc.op)
+				}
+				if err != nil {
 					return err
 				}
 				lo := blockStart(count, p, r)

@@ -10,7 +10,11 @@ import "github.com/gorun-hpc/gorun/runtime/mpi"
 // form: on the root, recv == nil means the root's block stays in send (n =
 // len(send)/Size()). Buffers must not overlap otherwise and must not be
 // touched by other goroutines during the call. A rank whose length differs
-// from the root's fails with ErrMismatch.
+// from the root's fails with ErrMismatch. Ranks that pass different roots
+// fail with ErrMismatch on at least one rank when the blocks are long (the
+// linear algorithm starts with a root check); with short blocks a rank
+// fails when its block comes from another rank than its root implies, and
+// may otherwise wait until the job aborts.
 //
 // Algorithms: binomial tree for short blocks (scatter_binomial.go), the root
 // sending to each rank otherwise (scatter_linear.go).
@@ -52,6 +56,9 @@ func Scatter[T mpi.Numeric](c *mpi.Comm, send, recv []T, root int) error {
 		return wrap(name, scatterBlocksBinomial(k, send, own, n, root))
 	}
 	counts, displs := uniformLayout(n, p)
+	if err := agreeRoot(k, root, stepScatter); err != nil {
+		return wrap(name, err)
+	}
 	return wrap(name, scatterLinear(k, send, own, counts, displs, root))
 }
 
@@ -60,8 +67,9 @@ func Scatter[T mpi.Numeric](c *mpi.Comm, send, recv []T, root int) error {
 // must equal counts[i]. send, counts and displs (in elements) are used on
 // the root only; blocks may overlap there. In-place form: on the root,
 // recv == nil leaves its block in send. A rank whose length differs from
-// the root's counts entry fails with ErrMismatch. Algorithm: linear
-// (scatter_linear.go).
+// the root's counts entry fails with ErrMismatch, and so do ranks that pass
+// different roots (on at least one rank). Algorithm: linear
+// (scatter_linear.go), after a root check.
 func Scatterv[T mpi.Numeric](c *mpi.Comm, send []T, counts, displs []int, recv []T, root int) error {
 	const name = "scatterv"
 	if err := checkComm(name, c); err != nil {
@@ -88,6 +96,9 @@ func Scatterv[T mpi.Numeric](c *mpi.Comm, send []T, counts, displs []int, recv [
 		return nil
 	}
 	k := newCall(c)
+	if err := agreeRoot(k, root, stepScatter); err != nil {
+		return wrap(name, err)
+	}
 	return wrap(name, scatterLinear(k, send, own, counts, displs, root))
 }
 

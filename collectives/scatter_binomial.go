@@ -8,8 +8,8 @@ import "github.com/gorun-hpc/gorun/runtime/mpi"
 // holds the elements [base, base+len(data)) of that buffer: all of it at
 // the root, at least the subtree of the calling rank elsewhere. Virtual rank
 // v with lowest set bit 2ᵐ receives the blocks of its subtree, v … v+2ᵐ−1,
-// from its parent in one message and passes on the blocks of its children's
-// subtrees.
+// from its parent in one message (received from any source and checked,
+// see recvFrom) and passes on the blocks of its children's subtrees.
 //
 // Cost: ⌈lg p⌉·α + (p−1)/p·nβ at the root (n the total).
 func scatterBinomial[T mpi.Numeric](k call, data []T, base, root int, off func(v int) int, step int) error {
@@ -19,7 +19,7 @@ func scatterBinomial[T mpi.Numeric](k call, data []T, base, root int, off func(v
 	for ; mask < p; mask <<= 1 {
 		if v&mask != 0 {
 			lo, hi := off(v), off(min(v+mask, p))
-			if err := recv(k, data[lo-base:hi-base], (v-mask+root)%p, step); err != nil {
+			if err := recvFrom(k, data[lo-base:hi-base], (v-mask+root)%p, step); err != nil {
 				return err
 			}
 			break

@@ -10,8 +10,11 @@ import (
 )
 
 // ErrMismatch means the ranks called a collective with arguments that do
-// not agree (element counts, element types, per-rank counts of the v-forms),
-// detected when a message of another size or type than expected arrived.
+// not agree (element counts, element types, per-rank counts of the v-forms,
+// roots), detected when a message of another size or type than expected
+// arrived, a message came from another rank than the tree of the caller's
+// root implies, or the root check of a long rooted call failed (see
+// agreeRoot).
 // When the underlying receive failed, the mpi sentinel (mpi.ErrTruncate,
 // mpi.ErrType) is wrapped too and stays reachable with errors.Is.
 var ErrMismatch = errors.New("collectives: arguments differ across ranks")
@@ -59,6 +62,7 @@ const (
 	stepAlltoall
 	stepScan
 	stepValue
+	stepReduceGather
 )
 
 // call carries what every message of one collective call needs: the
@@ -97,6 +101,53 @@ func send[T mpi.Numeric](k call, buf []T, dst, step int) error {
 func recv[T mpi.Numeric](k call, buf []T, src, step int) error {
 	st, err := mpi.Recv(k.c, buf, src, k.tag(step))
 	return checkRecv(st, err, len(buf))
+}
+
+// recvFrom is recv for a step on which this rank receives exactly one
+// message per call, from src in a tree built around the root: it posts the
+// receive for any source, so that a message from another rank (one that
+// built its tree around another root) is taken and reported as ErrMismatch
+// instead of lying unmatched while this rank waits for src. It costs
+// nothing over recv.
+func recvFrom[T mpi.Numeric](k call, buf []T, src, step int) error {
+	st, err := mpi.Recv(k.c, buf, mpi.AnySource, k.tag(step))
+	if err == nil && st.Source != src {
+		return wrongSender(st.Source, src)
+	}
+	return checkRecv(st, err, len(buf))
+}
+
+// wrongSender reports a message from another rank than the caller's root
+// implies.
+func wrongSender(got, want int) error {
+	return fmt.Errorf("%w: message from rank %d where the root implies rank %d (ranks disagree on the root?)",
+		ErrMismatch, got, want)
+}
+
+// agreeRoot checks that every rank passed the same root: each rank sends
+// its root to its right neighbour and compares it with the one from its
+// left. Roots that are not all equal differ between some pair of
+// neighbours, so at least one rank fails with ErrMismatch (its partners in
+// the collective may then wait until the job aborts). One small message
+// per rank, one α on the critical path: the long-message paths of the
+// rooted collectives and their v and value forms call it first, the short
+// paths do not (they rely on recvFrom, which catches only some
+// disagreements). step is the step of the first exchange of the algorithm
+// it precedes, so that a rank that took a short-path algorithm instead
+// (its count differs) meets a message of the wrong size or type.
+func agreeRoot(k call, root, step int) error {
+	buf, sc := getScratch[int64](2)
+	defer putScratch(sc)
+	p, r := k.size(), k.rank()
+	left := (r - 1 + p) % p
+	buf[0] = int64(root)
+	if err := sendrecv(k, buf[:1], (r+1)%p, buf[1:2], left, step); err != nil {
+		return err
+	}
+	if buf[1] != buf[0] {
+		return fmt.Errorf("%w: root %d here, %d on rank %d", ErrMismatch, root, buf[1], left)
+	}
+	return nil
 }
 
 // sendrecv sends sbuf to dst and receives exactly len(rbuf) elements from
