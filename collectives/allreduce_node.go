@@ -3,8 +3,6 @@ package collectives
 import (
 	"os"
 	"runtime"
-	"sync"
-	"weak"
 
 	"github.com/gorun-hpc/gorun/runtime/mpi"
 )
@@ -92,12 +90,10 @@ const EnvHierarchy = "GORUN_COLL_HIERARCHY"
 // it.
 var hierarchyOff = os.Getenv(EnvHierarchy) == "off"
 
-// hierarchies caches the hierarchy of each communicator, keyed by a weak
-// pointer so that the entry goes away with the communicator (a cleanup
-// deletes it). The sub-communicators are never shown to users; only this
-// package's hierarchical algorithms talk on them, with the tags of the
-// collective call on the parent communicator, so their tags never collide.
-var hierarchies sync.Map // weak.Pointer[mpi.Comm] → *hierarchy
+// Hierarchies are cached per communicator (stateOf). The sub-communicators
+// are never shown to users; only this package's hierarchical algorithms
+// talk on them, with the tags of the collective call on the parent
+// communicator, so their tags never collide.
 
 // hierarchyOf returns c's cached hierarchy, building it on the first call:
 // that is collective over c (SplitType and Split, then a small agreement),
@@ -105,16 +101,15 @@ var hierarchies sync.Map // weak.Pointer[mpi.Comm] → *hierarchy
 // ensure by calling it for the same arguments on every rank, on the
 // caller's goroutine.
 func hierarchyOf(c *mpi.Comm) (*hierarchy, error) {
-	key := weak.Make(c)
-	if h, ok := hierarchies.Load(key); ok {
-		return h.(*hierarchy), nil
+	st := stateOf(c)
+	if h := st.h.Load(); h != nil {
+		return h, nil
 	}
 	h, err := newHierarchy(c, func() (*mpi.Comm, error) { return c.SplitType(mpi.TypeShared) })
 	if err != nil {
 		return nil, err
 	}
-	hierarchies.Store(key, h)
-	runtime.AddCleanup(c, func(key weak.Pointer[mpi.Comm]) { hierarchies.Delete(key) }, key)
+	st.h.Store(h)
 	return h, nil
 }
 

@@ -5,10 +5,8 @@ import (
 	"os"
 	"reflect"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"unsafe"
-	"weak"
 
 	"github.com/gorun-hpc/gorun/runtime/mpi"
 )
@@ -20,24 +18,27 @@ import (
 // allreduce of one double the same plus the reduction, and 8 ranks sharing
 // 2 cores do one round of waiting instead of lg p or p-1.
 //
-// Layout, for p ranks: one control block of shmCtl bytes per rank, then
-// shmSets sets of p slots of shmSlot bytes.
+// Layout, for p ranks: one control block of shmCtl bytes per rank (its
+// pid and what the cross-memory probe found), then shmSets sets of p slots.
+// A slot starts with a 64-byte header line and has shmSlot bytes of data
+// after it:
 //
-//	control block of rank j: arrive (u64) | desc[shmSets] (u64 each)
-//	slot (set, j): the bytes rank j publishes for the call using set
+//	header of slot (set, j): seq (u64) | desc (u64) | 48 bytes of inline data
+//	data of slot (set, j):   payloads over 48 bytes
 //
 // Each blocking collective call on the communicator takes the next number
 // seq (the same on every rank: calling order is the same everywhere) and
-// set seq mod shmSets. A rank writes its slot for seq (if the algorithm
-// gives it something to publish), then desc[set] (the call's kind, element
-// type, count and root: see shmDesc), then arrive = seq, with an atomic
-// store that publishes everything before it; then it Wakes sleepers. Readers
-// wait for arrive ≥ seq and then read. Storing arrive = seq also says that
-// the rank has finished reading everything of the calls before seq, so
-// before writing into set seq mod shmSets again, for call seq, a rank waits
-// until every rank has arrive ≥ seq−shmSets+1 (reserve): nobody still reads
-// the set. With shmSets = 4 a root may run up to three broadcasts ahead of
-// its slowest reader.
+// set seq mod shmSets. A rank writes its payload (inline in the header when
+// it fits, so that a reader pulls a single cache line for a small call),
+// then desc (the call's kind, element type, count and root: see shmDesc),
+// then seq, with an atomic store that publishes everything before it; then
+// it Wakes sleepers. Readers wait until the header's seq reaches the call's
+// and then read. Posting call seq also says that the rank has finished
+// reading everything of the calls before seq, so before writing into set
+// seq mod shmSets again, for call seq, a rank waits until every rank has
+// posted call seq−shmSets+1 (reserve): nobody still reads the set. With
+// shmSets = 4 a root may run up to three broadcasts ahead of its slowest
+// reader.
 //
 // Disagreeing calls: a rank that waits for rank j's part of call seq also
 // reads j's desc for it and fails with ErrMismatch if the kind, root, type
@@ -55,9 +56,12 @@ import (
 // and their order of progress is not fixed); GORUN_COLL_SHM=off turns it
 // off (for comparisons).
 const (
-	shmSets = 4
-	shmSlot = 8 << 10 // bytes per rank per set: the largest payload of the fast path
-	shmCtl  = 128     // bytes per control block: two cache lines, so that a neighbour's prefetch does not share them
+	shmSets   = 4
+	shmSlot   = 8 << 10 // bytes per rank per set: the largest payload of the fast path
+	shmCtl    = 128     // bytes per control block: two cache lines, so that a neighbour's prefetch does not share them
+	shmHdr    = 64      // bytes of a slot's header line
+	shmInline = 48      // payload bytes that fit in the header line
+	shmStride = shmHdr + shmSlot
 )
 
 // Kinds of calls, for shmDesc.
@@ -84,16 +88,16 @@ type shmColl struct {
 	m     *mpi.SharedMem
 	p, me int
 	ctl   []byte // p control blocks
-	slots []byte // shmSets·p slots
+	slots []byte // shmSets·p slots, shmStride bytes each
 	seq   atomic.Uint64
-	room  atomic.Uint64 // every rank's arrive is known to be ≥ room
+	room  atomic.Uint64 // every rank is known to have posted call room
 	// cma: every rank can read every other's memory with
 	// process_vm_readv, so large calls copy straight between the ranks'
-	// buffers (shm_cma.go).
+	// buffers (shm_ops.go, shm_cma_linux.go).
 	cma bool
 }
 
-// Control block words beyond arrive and desc (see shm.go's layout).
+// Words of a rank's control block (see the layout above).
 const (
 	ctlOK   = 40 // u32: 1 if this rank could read its right neighbour's memory, 2 if not
 	ctlPid  = 44 // u32: this rank's process id
@@ -140,39 +144,38 @@ func (s *shmColl) pid(j int) int { return int(atomic.LoadUint32(s.word32(j*shmCt
 
 func (s *shmColl) word32(off int) *uint32 { return (*uint32)(unsafe.Pointer(&s.ctl[off])) }
 
-// shmColls caches each communicator's shmColl (or a nil entry when it has
-// none), keyed like hierarchies.
-var shmColls sync.Map // weak.Pointer[mpi.Comm] → *shmColl
-
-// shmOf returns c's shared-memory state, creating the region on the first
-// call: that is collective over c, so every rank must reach it in the same
-// call, which the blocking dispatchers ensure (their choice depends only on
-// c). nil means c has no region: one rank, ranks on several hosts, TCP
-// forced, GORUN_COLL_SHM=off, or the region could not be made.
 func shmOf(c *mpi.Comm) *shmColl {
 	if c.Size() < 2 {
 		return nil
 	}
-	key := weak.Make(c)
-	if s, ok := shmColls.Load(key); ok {
-		return s.(*shmColl)
+	st := stateOf(c)
+	if s := st.shm.Load(); s != nil {
+		if s == noShm {
+			return nil
+		}
+		return s
 	}
-	var s *shmColl
+	s := noShm
 	if !shmOff.Load() && c.SharesMemory() {
 		p := c.Size()
-		m, err := c.AllocShared(p*shmCtl + shmSets*p*shmSlot)
+		m, err := c.AllocShared(p*shmCtl + shmSets*p*shmStride)
 		if err == nil { // every rank gets the same outcome
 			b := m.Bytes()
 			s = &shmColl{m: m, p: p, me: c.Rank(), ctl: b[:p*shmCtl], slots: b[p*shmCtl:]}
 			if err := s.probe(); err != nil {
-				s = nil // the job is ending; the next call reports it
+				s = noShm // the job is ending; the next call reports it
 			}
 		}
 	}
-	shmColls.Store(key, s)
-	runtime.AddCleanup(c, func(key weak.Pointer[mpi.Comm]) { shmColls.Delete(key) }, key)
+	st.shm.Store(s)
+	if s == noShm {
+		return nil
+	}
 	return s
 }
+
+// noShm marks a communicator that has no region.
+var noShm = new(shmColl)
 
 // shmDesc describes a call for the disagreement check:
 //
@@ -193,16 +196,31 @@ func typeCode[T mpi.Numeric]() int {
 
 func (s *shmColl) word(off int) *uint64 { return (*uint64)(unsafe.Pointer(&s.ctl[off])) }
 
-func (s *shmColl) arrive(j int) *uint64 { return s.word(j * shmCtl) }
-
-func (s *shmColl) desc(j int, seq uint64) *uint64 {
-	return s.word(j*shmCtl + 8 + 8*int(seq%shmSets))
+// header returns the header line of rank j's slot for call seq.
+func (s *shmColl) header(seq uint64, j int) []byte {
+	off := (int(seq%shmSets)*s.p + j) * shmStride
+	return s.slots[off : off+shmHdr : off+shmHdr]
 }
 
-// slot returns rank j's slot of call seq.
-func (s *shmColl) slot(seq uint64, j int) []byte {
-	off := (int(seq%shmSets)*s.p + j) * shmSlot
-	return s.slots[off : off+shmSlot : off+shmSlot]
+// posted returns the word that says which call rank j last posted in the
+// set of call seq.
+func (s *shmColl) posted(seq uint64, j int) *uint64 {
+	return (*uint64)(unsafe.Pointer(&s.header(seq, j)[0]))
+}
+
+// desc returns the word that describes rank j's call seq.
+func (s *shmColl) desc(seq uint64, j int) *uint64 {
+	return (*uint64)(unsafe.Pointer(&s.header(seq, j)[8]))
+}
+
+// slot returns where rank j's payload of n bytes for call seq lies: inline
+// in the header line when it fits, else in the slot's data.
+func (s *shmColl) slot(seq uint64, j, n int) []byte {
+	if n <= shmInline {
+		return s.header(seq, j)[16 : 16+n : 16+n]
+	}
+	off := (int(seq%shmSets)*s.p+j)*shmStride + shmHdr
+	return s.slots[off : off+n : off+n]
 }
 
 // next draws the number of a new call.
@@ -219,36 +237,43 @@ func (s *shmColl) reserve(seq uint64) error {
 		return nil
 	}
 	for j := range s.p {
-		a := s.arrive(j)
-		if atomic.LoadUint64(a) < need {
-			if err := s.m.WaitUntil(func() bool { return atomic.LoadUint64(a) >= need }); err != nil {
+		w := s.posted(need, j)
+		if atomic.LoadUint64(w) < need {
+			if err := s.m.WaitUntil(func() bool { return atomic.LoadUint64(w) >= need }); err != nil {
 				return err
 			}
 		}
 	}
-	s.room.Store(need)
+	s.seen(need)
 	return nil
+}
+
+// seen records that every rank has posted call seq.
+func (s *shmColl) seen(seq uint64) {
+	if s.room.Load() < seq {
+		s.room.Store(seq)
+	}
 }
 
 // post publishes this rank's part of call seq, described by d: whatever it
 // wrote into its slot of seq before becomes visible to the others.
 func (s *shmColl) post(seq, d uint64) {
-	atomic.StoreUint64(s.desc(s.me, seq), d)
-	atomic.StoreUint64(s.arrive(s.me), seq)
+	atomic.StoreUint64(s.desc(seq, s.me), d)
+	atomic.StoreUint64(s.posted(seq, s.me), seq)
 	s.m.Wake()
 }
 
 // await waits until rank j has posted call seq and checks that j describes
 // it as d does.
 func (s *shmColl) await(j int, seq, d uint64) error {
-	a := s.arrive(j)
-	if atomic.LoadUint64(a) < seq {
-		if err := s.m.WaitUntil(func() bool { return atomic.LoadUint64(a) >= seq }); err != nil {
+	w := s.posted(seq, j)
+	if atomic.LoadUint64(w) < seq {
+		if err := s.m.WaitUntil(func() bool { return atomic.LoadUint64(w) >= seq }); err != nil {
 			return err
 		}
 	}
-	// j cannot have reused this descriptor: that needs our arrival at seq+1.
-	if theirs := atomic.LoadUint64(s.desc(j, seq)); theirs != d && theirs>>52 == d>>52 {
+	// j cannot have reused this header: that needs our post of seq+1.
+	if theirs := atomic.LoadUint64(s.desc(seq, j)); theirs != d && theirs>>52 == d>>52 {
 		return shmMismatch(j, d, theirs)
 	}
 	return nil
@@ -263,6 +288,7 @@ func (s *shmColl) awaitAll(seq, d uint64) error {
 			}
 		}
 	}
+	s.seen(seq)
 	return nil
 }
 

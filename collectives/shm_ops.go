@@ -42,12 +42,12 @@ func shmBcastOp[T mpi.Numeric](s *shmColl, buf []T, root int) error {
 	switch {
 	case err != nil:
 	case s.me == root:
-		copy(s.slot(seq, s.me), bytesOf(buf))
+		copy(s.slot(seq, s.me, len(buf)*sizeOf[T]()), bytesOf(buf))
 		s.post(seq, d)
 	default:
 		s.post(seq, d)
 		if err = s.await(root, seq, d); err == nil {
-			copy(buf, view[T](s.slot(seq, root), len(buf)))
+			copy(buf, view[T](s.slot(seq, root, len(buf)*sizeOf[T]()), len(buf)))
 		}
 	}
 	runtime.KeepAlive(s)
@@ -68,12 +68,12 @@ func shmReduceOp[T mpi.Numeric](s *shmColl, kind int, in, recv []T, op Op[T], ro
 	if err := s.reserve(seq); err != nil {
 		return err
 	}
-	copy(s.slot(seq, s.me), bytesOf(in))
+	copy(s.slot(seq, s.me, n*sizeOf[T]()), bytesOf(in))
 	s.post(seq, d)
 	var err error
 	if recv != nil {
 		err = s.combine(seq, d, func(j int, first bool) {
-			x := view[T](s.slot(seq, j), n)
+			x := view[T](s.slot(seq, j, n*sizeOf[T]()), n)
 			if first {
 				copy(recv, x)
 			} else {
@@ -96,6 +96,7 @@ func (s *shmColl) combine(seq, d uint64, f func(j int, first bool)) error {
 		}
 		f(j, j == s.p-1)
 	}
+	s.seen(seq)
 	return nil
 }
 
@@ -119,11 +120,11 @@ func shmAlltoallOp[T mpi.Numeric](s *shmColl, send, recv []T, b int) error {
 		return err
 	}
 	me := s.me
-	copy(s.slot(seq, me), bytesOf(send))
+	copy(s.slot(seq, me, len(send)*sizeOf[T]()), bytesOf(send))
 	s.post(seq, d)
 	copy(recv[me*b:(me+1)*b], send[me*b:(me+1)*b])
 	err := s.each(seq, d, func(j int) {
-		copy(recv[j*b:(j+1)*b], view[T](s.slot(seq, j), len(send))[me*b:(me+1)*b])
+		copy(recv[j*b:(j+1)*b], view[T](s.slot(seq, j, len(send)*sizeOf[T]()), len(send))[me*b:(me+1)*b])
 	})
 	runtime.KeepAlive(s)
 	return err
@@ -139,6 +140,7 @@ func (s *shmColl) each(seq, d uint64, f func(j int)) error {
 		}
 		f(j)
 	}
+	s.seen(seq)
 	return nil
 }
 
@@ -152,13 +154,13 @@ func shmGatherOp[T mpi.Numeric](s *shmColl, kind int, own, recv []T, b, root int
 	if err := s.reserve(seq); err != nil {
 		return err
 	}
-	copy(s.slot(seq, s.me), bytesOf(own))
+	copy(s.slot(seq, s.me, b*sizeOf[T]()), bytesOf(own))
 	s.post(seq, d)
 	var err error
 	if recv != nil {
 		copy(recv[s.me*b:(s.me+1)*b], own) // a no-op in place
 		err = s.each(seq, d, func(j int) {
-			copy(recv[j*b:(j+1)*b], view[T](s.slot(seq, j), b))
+			copy(recv[j*b:(j+1)*b], view[T](s.slot(seq, j, b*sizeOf[T]()), b))
 		})
 	}
 	runtime.KeepAlive(s)
@@ -175,13 +177,13 @@ func shmScatterOp[T mpi.Numeric](s *shmColl, send, own []T, b, root int) error {
 	switch {
 	case err != nil:
 	case s.me == root:
-		copy(s.slot(seq, s.me), bytesOf(send))
+		copy(s.slot(seq, s.me, s.p*b*sizeOf[T]()), bytesOf(send))
 		s.post(seq, d)
 		copy(own, send[root*b:(root+1)*b])
 	default:
 		s.post(seq, d)
 		if err = s.await(root, seq, d); err == nil {
-			copy(own, view[T](s.slot(seq, root), s.p*b)[s.me*b:(s.me+1)*b])
+			copy(own, view[T](s.slot(seq, root, s.p*b*sizeOf[T]()), s.p*b)[s.me*b:(s.me+1)*b])
 		}
 	}
 	runtime.KeepAlive(s)
@@ -199,11 +201,11 @@ func shmScatterOp[T mpi.Numeric](s *shmColl, send, own []T, b, root int) error {
 
 // setAddr and getAddr keep a buffer's address in a slot.
 func (s *shmColl) setAddr(seq uint64, b []byte) {
-	atomic.StoreUint64((*uint64)(unsafe.Pointer(&s.slot(seq, s.me)[0])), uint64(addrOf(b)))
+	atomic.StoreUint64((*uint64)(unsafe.Pointer(&s.slot(seq, s.me, 8)[0])), uint64(addrOf(b)))
 }
 
 func (s *shmColl) getAddr(seq uint64, j int) uintptr {
-	return uintptr(atomic.LoadUint64((*uint64)(unsafe.Pointer(&s.slot(seq, j)[0]))))
+	return uintptr(atomic.LoadUint64((*uint64)(unsafe.Pointer(&s.slot(seq, j, 8)[0]))))
 }
 
 // shmBcastCMA: the root publishes buf's address and waits; every other

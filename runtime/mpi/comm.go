@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gorun-hpc/gorun/internal/commslot"
 	"github.com/gorun-hpc/gorun/runtime/internal/match"
 )
 
@@ -39,8 +40,13 @@ type Comm struct {
 	coll  *Comm       // the collective view, built at creation
 	isCol bool
 	// Shared by c and its collective view.
-	freed *atomic.Bool   // Free was called
-	seq   *atomic.Uint64 // collective calls started, for NextSeq
+	freed *atomic.Bool         // Free was called
+	seq   *atomic.Uint64       // collective calls started, for NextSeq
+	slot  *atomic.Pointer[any] // package collectives' state (internal/commslot)
+}
+
+func init() {
+	commslot.Of = func(c any) *atomic.Pointer[any] { return c.(*Comm).slot }
 }
 
 // Rank returns the calling process's rank in c, in [0, Size()).
@@ -74,7 +80,7 @@ func (c *Comm) Collective() *Comm {
 // newComm builds a communicator and its collective view.
 func newComm(w *world, ctx uint32, rank int, ranks []int32) *Comm {
 	c := &Comm{w: w, ctx: ctx, rank: rank, size: len(ranks), ranks: ranks,
-		freed: new(atomic.Bool), seq: new(atomic.Uint64)}
+		freed: new(atomic.Bool), seq: new(atomic.Uint64), slot: new(atomic.Pointer[any])}
 	if ranks == nil {
 		c.size = w.size
 	} else {
