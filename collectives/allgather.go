@@ -28,7 +28,7 @@ func Allgather[T mpi.Numeric](c *mpi.Comm, send, recv []T) error {
 		if send == nil {
 			own = recv[r*n : (r+1)*n]
 		}
-		if fitsShm(n * sizeOf[T]()) {
+		if s.fits(n * sizeOf[T]()) {
 			return wrap("allgather", shmGatherOp(s, shmAllgather, own, recv, n, 0))
 		}
 		if s.cma {

@@ -43,7 +43,7 @@ func Allreduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T]) error {
 		return err
 	}
 	if s := shmOf(c); s != nil {
-		if fitsShm(len(recv) * sizeOf[T]()) {
+		if s.fits(len(recv) * sizeOf[T]()) {
 			return wrap("allreduce", shmAllreduceOp(s, send, recv, op))
 		}
 		if err := s.arrival(shmAllreduce, typeCode[T](), 0, len(recv)); err != nil {

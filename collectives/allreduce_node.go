@@ -33,7 +33,7 @@ import (
 // one round of waiting on the host instead of lg m.
 func allreduceNode[T mpi.Numeric](k call, h *hierarchy, buf []T, op Op[T], commutative bool, sn *shmColl) error {
 	kn := k.on(h.node)
-	small := sn != nil && fitsShm(len(buf)*sizeOf[T]())
+	small := sn != nil && sn.fits(len(buf)*sizeOf[T]())
 	var leader []T
 	if h.leaders != nil {
 		leader = buf

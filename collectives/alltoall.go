@@ -38,7 +38,7 @@ func Alltoall[T mpi.Numeric](c *mpi.Comm, send, recv []T) error {
 	}
 	k := newCall(c)
 	if s := shmOf(c); s != nil {
-		if fitsShm(len(send) * sizeOf[T]()) {
+		if s.fits(len(send) * sizeOf[T]()) {
 			return wrap(name, shmAlltoallOp(s, send, recv, len(send)/p))
 		}
 		if s.cma {

@@ -36,7 +36,7 @@ func Bcast[T mpi.Numeric](c *mpi.Comm, buf []T, root int) error {
 		return err
 	}
 	if s := shmOf(c); s != nil {
-		if fitsShm(len(buf) * sizeOf[T]()) {
+		if s.fits(len(buf) * sizeOf[T]()) {
 			return wrap("bcast", shmBcastOp(s, buf, root))
 		}
 		if s.cma {

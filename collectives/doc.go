@@ -52,8 +52,10 @@
 // count with unexported thresholds:
 //
 //	(one host)     blocking Barrier, Bcast, Reduce, Allreduce, Gather,
-//	               Scatter, Allgather, Alltoall of ≤ 8 KiB per rank: through
-//	               a shared-memory region of the communicator (shm.go)
+//	               Scatter, Allgather, Alltoall of ≤ 8 KiB per rank (less
+//	               beyond 16 ranks): through a shared-memory region of the
+//	               communicator (shm.go); larger Bcast, Allgather, Alltoall
+//	               copy straight between the ranks' buffers (process_vm_readv)
 //	Barrier        dissemination
 //	Bcast          binomial tree; scatter + ring allgather ≥ 128 KiB, p ≥ 3
 //	Reduce         binomial tree (rank order, to rank 0 then root);

@@ -48,7 +48,7 @@ func Gather[T mpi.Numeric](c *mpi.Comm, send, recv []T, root int) error {
 	}
 	k := newCall(c)
 	if s := shmOf(c); s != nil {
-		if fitsShm(n * sizeOf[T]()) {
+		if s.fits(n * sizeOf[T]()) {
 			out := recv
 			if r != root {
 				out = nil

@@ -41,7 +41,7 @@ func Reduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T], root int) erro
 				in = recv
 			}
 		}
-		if fitsShm(len(in) * sizeOf[T]()) {
+		if s.fits(len(in) * sizeOf[T]()) {
 			return wrap("reduce", shmReduceOp(s, shmReduce, in, out, op, root))
 		}
 		if err := s.arrival(shmReduce, typeCode[T](), root, len(in)); err != nil {

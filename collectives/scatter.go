@@ -45,7 +45,7 @@ func Scatter[T mpi.Numeric](c *mpi.Comm, send, recv []T, root int) error {
 	}
 	k := newCall(c)
 	if s := shmOf(c); s != nil {
-		if fitsShm(p * n * sizeOf[T]()) {
+		if s.fits(p * n * sizeOf[T]()) {
 			return wrap(name, shmScatterOp(s, send, own, n, root))
 		}
 		if err := s.arrival(shmScatter, typeCode[T](), root, n); err != nil {

@@ -20,8 +20,8 @@ import (
 //
 // Layout, for p ranks: one control block of shmCtl bytes per rank (its
 // pid and what the cross-memory probe found), then shmSets sets of p slots.
-// A slot starts with a 64-byte header line and has shmSlot bytes of data
-// after it:
+// A slot starts with a 64-byte header line and has slotBytes(p) bytes of
+// data after it:
 //
 //	header of slot (set, j): seq (u64) | desc (u64) | 48 bytes of inline data
 //	data of slot (set, j):   payloads over 48 bytes
@@ -36,9 +36,11 @@ import (
 // and then read. Posting call seq also says that the rank has finished
 // reading everything of the calls before seq, so before writing into set
 // seq mod shmSets again, for call seq, a rank waits until every rank has
-// posted call seq−shmSets+1 (reserve): nobody still reads the set. With
-// shmSets = 4 a root may run up to three broadcasts ahead of its slowest
-// reader.
+// posted call seq−shmSets+1 (reserve): nobody still reads the set. A root
+// may thus run up to shmSets−1 broadcasts ahead of its slowest reader,
+// which is what keeps small broadcasts cheap on an oversubscribed host
+// (8 ranks on 2 cores: 4 sets gave 5–6 µs per 8-byte Bcast, 32 sets
+// 1.2–2 µs, OpenMPI 1.5–2.5 µs in the same minutes).
 //
 // Disagreeing calls: a rank that waits for rank j's part of call seq also
 // reads j's desc for it and fails with ErrMismatch if the kind, root, type
@@ -56,12 +58,13 @@ import (
 // and their order of progress is not fixed); GORUN_COLL_SHM=off turns it
 // off (for comparisons).
 const (
-	shmSets   = 4
-	shmSlot   = 8 << 10 // bytes per rank per set: the largest payload of the fast path
-	shmCtl    = 128     // bytes per control block: two cache lines, so that a neighbour's prefetch does not share them
-	shmHdr    = 64      // bytes of a slot's header line
-	shmInline = 48      // payload bytes that fit in the header line
-	shmStride = shmHdr + shmSlot
+	shmSets       = 32      // sets of slots: how far a root may run ahead
+	shmSlotMax    = 8 << 10 // data bytes per slot: the largest payload of the fast path …
+	shmSlotMin    = 512     // … down to this on communicators of many ranks
+	shmDataBudget = 4 << 20 // … so that the slots' data takes at most this (see slotBytes)
+	shmCtl        = 128     // bytes per control block: two cache lines, so that a neighbour's prefetch does not share them
+	shmHdr        = 64      // bytes of a slot's header line
+	shmInline     = 48      // payload bytes that fit in the header line
 )
 
 // Kinds of calls, for shmDesc.
@@ -85,12 +88,14 @@ func init() { shmOff.Store(os.Getenv("GORUN_COLL_SHM") == "off") }
 
 // shmColl is the shared-memory state of one communicator on one rank.
 type shmColl struct {
-	m     *mpi.SharedMem
-	p, me int
-	ctl   []byte // p control blocks
-	slots []byte // shmSets·p slots, shmStride bytes each
-	seq   atomic.Uint64
-	room  atomic.Uint64 // every rank is known to have posted call room
+	m      *mpi.SharedMem
+	p, me  int
+	ctl    []byte // p control blocks
+	slots  []byte // shmSets·p slots, stride bytes each
+	slotN  int    // data bytes of a slot: slotBytes(p)
+	stride int    // shmHdr + slotN
+	seq    atomic.Uint64
+	room   atomic.Uint64 // every rank is known to have posted call room
 	// cma: every rank can read every other's memory with
 	// process_vm_readv, so large calls copy straight between the ranks'
 	// buffers (shm_ops.go, shm_cma_linux.go).
@@ -158,10 +163,12 @@ func shmOf(c *mpi.Comm) *shmColl {
 	s := noShm
 	if !shmOff.Load() && c.SharesMemory() {
 		p := c.Size()
-		m, err := c.AllocShared(p*shmCtl + shmSets*p*shmStride)
+		slotN := slotBytes(p)
+		m, err := c.AllocShared(p*shmCtl + shmSets*p*(shmHdr+slotN))
 		if err == nil { // every rank gets the same outcome
 			b := m.Bytes()
-			s = &shmColl{m: m, p: p, me: c.Rank(), ctl: b[:p*shmCtl], slots: b[p*shmCtl:]}
+			s = &shmColl{m: m, p: p, me: c.Rank(), ctl: b[:p*shmCtl], slots: b[p*shmCtl:],
+				slotN: slotN, stride: shmHdr + slotN}
 			if err := s.probe(); err != nil {
 				s = noShm // the job is ending; the next call reports it
 			}
@@ -176,6 +183,18 @@ func shmOf(c *mpi.Comm) *shmColl {
 
 // noShm marks a communicator that has no region.
 var noShm = new(shmColl)
+
+// slotBytes returns the data bytes of a slot for p ranks:
+//
+//	clamp(shmDataBudget / (shmSets·p), shmSlotMin, shmSlotMax), a multiple of 64
+//
+// so a region takes p·(shmCtl + shmSets·(64 + slotBytes(p))) bytes: with
+// 8 KiB slots 0.5 MiB for 2 ranks and 2.0 MiB for 8 (slots stay at 8 KiB
+// up to 16 ranks); with 2 KiB slots 4.1 MiB for 64 ranks.
+func slotBytes(p int) int {
+	n := shmDataBudget / (shmSets * max(p, 1))
+	return min(max(n, shmSlotMin), shmSlotMax) &^ 63
+}
 
 // shmDesc describes a call for the disagreement check:
 //
@@ -198,7 +217,7 @@ func (s *shmColl) word(off int) *uint64 { return (*uint64)(unsafe.Pointer(&s.ctl
 
 // header returns the header line of rank j's slot for call seq.
 func (s *shmColl) header(seq uint64, j int) []byte {
-	off := (int(seq%shmSets)*s.p + j) * shmStride
+	off := (int(seq%shmSets)*s.p + j) * s.stride
 	return s.slots[off : off+shmHdr : off+shmHdr]
 }
 
@@ -219,7 +238,7 @@ func (s *shmColl) slot(seq uint64, j, n int) []byte {
 	if n <= shmInline {
 		return s.header(seq, j)[16 : 16+n : 16+n]
 	}
-	off := (int(seq%shmSets)*s.p+j)*shmStride + shmHdr
+	off := (int(seq%shmSets)*s.p+j)*s.stride + shmHdr
 	return s.slots[off : off+n : off+n]
 }
 

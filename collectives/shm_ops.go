@@ -9,7 +9,7 @@ import (
 )
 
 // The shared-memory algorithms (see shm.go for the region and its
-// protocol). Costs, for p ranks of one host and n bytes (n ≤ shmSlot): a
+// protocol). Costs, for p ranks of one host and n bytes (n ≤ slotBytes(p)): a
 // cache-line transfer c (≈0.1 µs between cores), a copy through the region
 // β per byte, γ per byte of reduction. Every rank writes at most one slot
 // and reads the others' slots directly: one round of waiting, never lg p.
@@ -17,8 +17,8 @@ import (
 // a waiting rank yields the CPU at once, and the call completes as soon as
 // every rank has been scheduled once.
 
-// fitsShm reports whether n bytes fit one slot.
-func fitsShm(n int) bool { return n <= shmSlot }
+// fits reports whether n bytes fit one slot.
+func (s *shmColl) fits(n int) bool { return n <= s.slotN }
 
 // barrier: post, then wait for every rank's post. Cost: c + (p−1) loads.
 func (s *shmColl) barrier() error {

@@ -98,11 +98,11 @@ func TestShmMismatch(t *testing.T) {
 		}},
 		// One rank's count sends it to the point-to-point algorithm.
 		{"alltoall/path", 2, func(c *mpi.Comm) error {
-			b := []int{1, shmSlot}[c.Rank()]
+			b := []int{1, shmSlotMax}[c.Rank()]
 			return Alltoall(c, make([]byte, 2*b), make([]byte, 2*b))
 		}},
 		{"allgather/path", 3, func(c *mpi.Comm) error {
-			b := []int{1, 1, shmSlot}[c.Rank()]
+			b := []int{1, 1, shmSlotMax + 1}[c.Rank()]
 			return Allgather(c, make([]byte, b), make([]byte, 3*b))
 		}},
 	} {
