@@ -48,7 +48,6 @@ func rabenseifner[T mpi.Numeric](k call, send, buf []T, op Op[T]) error {
 		return err
 	}
 	if nr >= 0 {
-		type span struct{ lo, hi int }
 		lo, hi := 0, len(buf)
 		var before []span // the range held before each round
 		for mask := 1; mask < pof2; mask <<= 1 {
@@ -66,15 +65,8 @@ func rabenseifner[T mpi.Numeric](k call, send, buf []T, op Op[T]) error {
 				op(buf[keep.lo:keep.hi], send[keep.lo:keep.hi])
 				send = nil
 			default:
-				if err := sendrecv(k, buf[give.lo:give.hi], dst, tmp[keep.lo:keep.hi], dst, stepRD); err != nil {
+				if err := halve(k, buf, tmp, give, keep, dst, nr&mask != 0, op); err != nil {
 					return err
-				}
-				mine, theirs := buf[keep.lo:keep.hi], tmp[keep.lo:keep.hi]
-				if nr&mask != 0 { // the partner's block is the lower one
-					op(mine, theirs)
-				} else {
-					op(theirs, mine)
-					copy(mine, theirs)
 				}
 			}
 			before = append(before, span{lo, hi})
@@ -96,4 +88,24 @@ func rabenseifner[T mpi.Numeric](k call, send, buf []T, op Op[T]) error {
 		}
 	}
 	return foldOut(k, buf, rem)
+}
+
+// span is a range [lo, hi) of a vector.
+type span struct{ lo, hi int }
+
+// halve runs one round of the recursive-halving reduce-scatter: it sends
+// buf[give] to dst, receives dst's part of keep into tmp[keep] and combines
+// it into buf[keep] lower ⊕ higher (upper: dst holds the lower block).
+func halve[T mpi.Numeric](k call, buf, tmp []T, give, keep span, dst int, upper bool, op Op[T]) error {
+	if err := sendrecv(k, buf[give.lo:give.hi], dst, tmp[keep.lo:keep.hi], dst, stepRD); err != nil {
+		return err
+	}
+	mine, theirs := buf[keep.lo:keep.hi], tmp[keep.lo:keep.hi]
+	if upper {
+		op(mine, theirs)
+	} else {
+		op(theirs, mine)
+		copy(mine, theirs)
+	}
+	return nil
 }

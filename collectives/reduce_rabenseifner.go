@@ -81,7 +81,6 @@ func reduceRabenseifner[T mpi.Numeric](k call, in, out []T, op Op[T], root int) 
 	}
 
 	// Reduce-scatter by recursive halving, distance increasing.
-	type span struct{ lo, hi int }
 	var before [bits.UintSize]span // the range held before each round
 	rounds := 0
 	lo, hi := 0, n
@@ -92,15 +91,8 @@ func reduceRabenseifner[T mpi.Numeric](k call, in, out []T, op Op[T], root int) 
 		if nr&mask != 0 {
 			keepS, give = give, keepS
 		}
-		if err := sendrecv(k, buf[give.lo:give.hi], dst, tmp[keepS.lo:keepS.hi], dst, stepRD); err != nil {
+		if err := halve(k, buf, tmp, give, keepS, dst, nr&mask != 0, op); err != nil {
 			return err
-		}
-		mine, theirs := buf[keepS.lo:keepS.hi], tmp[keepS.lo:keepS.hi]
-		if nr&mask != 0 { // the partner's block is the lower one
-			op(mine, theirs)
-		} else {
-			op(theirs, mine)
-			copy(mine, theirs)
 		}
 		before[rounds] = span{lo, hi}
 		rounds++

@@ -117,32 +117,28 @@ func (m *SharedMem) WaitUntil(ready func() bool) error {
 	if ready() {
 		return nil
 	}
-	var start time.Time
-	yield := m.yield
-	for i := 0; ; i++ {
-		if ready() {
-			return nil
-		}
-		if i&31 == 31 {
+	sp := spinner{yield: m.yield}
+	yield := osYield
+	if m.inproc {
+		yield = runtime.Gosched
+	}
+	for !ready() {
+		ok, tick := sp.more(yield)
+		if tick {
 			if err := m.trouble(); err != nil {
 				return err
 			}
-			if start.IsZero() {
-				start = time.Now()
-			} else if el := time.Since(start); el > spinBudget {
-				break
-			} else if el > spinTime {
-				yield = true
-			}
 		}
-		if yield {
-			if m.inproc {
-				runtime.Gosched()
-			} else {
-				osYield()
-			}
+		if !ok {
+			return m.sleep(ready)
 		}
 	}
+	return nil
+}
+
+// sleep is WaitUntil's last stage: sleep on the bell until a Wake (or
+// briefly, in process), then look again.
+func (m *SharedMem) sleep(ready func() bool) error {
 	nap := 10 * time.Microsecond
 	for {
 		b := atomic.LoadUint32(m.bell())

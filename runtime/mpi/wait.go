@@ -38,30 +38,49 @@ func (w *world) wait(r *request) {
 		return
 	}
 	if len(w.pollers) > 0 {
-		var start time.Time
-		yield := w.oversubscribed
-		for i := 0; ; i++ {
+		sp := spinner{yield: w.oversubscribed}
+		for {
 			for _, p := range w.pollers {
 				p.Poll()
 			}
 			if r.isDone() {
 				return
 			}
-			if i&31 == 31 { // the clock costs more than a poll
-				if start.IsZero() {
-					start = time.Now()
-				} else if el := time.Since(start); el > spinBudget {
-					break
-				} else if el > spinTime {
-					yield = true
-				}
-			}
-			if yield {
-				osYield()
+			if ok, _ := sp.more(osYield); !ok {
+				break
 			}
 		}
 	}
 	r.park()
+}
+
+// spinner carries the spinning part of the policy through one wait.
+type spinner struct {
+	start time.Time
+	i     int
+	yield bool // yield the CPU after each empty look
+}
+
+// more is called after each empty look, and yields the CPU (with yield)
+// if the policy says so. Every 32nd call (tick) it reads the clock, which
+// costs more than a look: past spinTime it starts yielding, past
+// spinBudget it returns false, time to sleep.
+func (s *spinner) more(yield func()) (ok, tick bool) {
+	s.i++
+	if s.i&31 == 0 {
+		tick = true
+		if s.start.IsZero() {
+			s.start = time.Now()
+		} else if el := time.Since(s.start); el > spinBudget {
+			return false, true
+		} else if el > spinTime {
+			s.yield = true
+		}
+	}
+	if s.yield {
+		yield()
+	}
+	return true, tick
 }
 
 // poll runs one round of polling, for Test.
