@@ -61,7 +61,9 @@
 //	Reduce         binomial tree (rank order, to rank 0 then root);
 //	               Rabenseifner ≥ 32 KiB (commutative: reduce-scatter + gather)
 //	Allreduce      recursive doubling < 32 KiB; Rabenseifner; ring (commutative, p not 2ᵏ);
-//	               host-aware (reduce on host, leaders allreduce, bcast on host)
+//	               host-aware (reduce on host, leaders allreduce, bcast on host;
+//	               long vectors on hosts of equal rank counts: every local
+//	               rank reduces and exchanges one slice, allreduce_node.go)
 //	Gather/Scatter binomial tree < 2 KiB per rank; linear
 //	Allgather      recursive doubling (p = 2ᵏ, < 64 KiB); ring
 //	Alltoall       pairwise exchange; in place, pairwise swaps
@@ -72,7 +74,9 @@
 // starts; every rank must see the same value, as under gorun) turns the
 // host-aware algorithms off: communicators spanning hosts then use the
 // flat algorithms too, for comparison (examples/bench/hier.sh measures
-// both). Any other value, or none, leaves them on.
+// both). Any other value, or none, leaves them on. GORUN_COLL_SHM=off,
+// read the same way, keeps the collectives of one-host communicators off
+// shared memory (point-to-point algorithms only), for comparison.
 //
 // # Errors
 //
