@@ -153,6 +153,9 @@ func shmOf(c *mpi.Comm) *shmColl {
 	if c.Size() < 2 {
 		return nil
 	}
+	if c.Err() != nil {
+		return nil // the point-to-point path reports it
+	}
 	st := stateOf(c)
 	if s := st.shm.Load(); s != nil {
 		if s == noShm {

@@ -175,3 +175,31 @@ func TestShmAbort(t *testing.T) {
 		t.Errorf("err = %v; want the waiting ranks to fail with ErrAborted", err)
 	}
 }
+
+// TestShmFreed: after Free, the collectives of a communicator with a
+// region fail with mpi.ErrFreed, as the point-to-point ones do.
+func TestShmFreed(t *testing.T) {
+	withShmOff(t, false)
+	mpitest.Run(t, 2, func(w *mpi.Comm) error {
+		d, err := w.Dup()
+		if err != nil {
+			return err
+		}
+		if err := Barrier(d); err != nil { // creates the region
+			return err
+		}
+		if shmOf(d) == nil {
+			return errors.New("no region")
+		}
+		if err := d.Free(); err != nil {
+			return err
+		}
+		if err := Barrier(d); !errors.Is(err, mpi.ErrFreed) {
+			return fmt.Errorf("barrier on a freed communicator: %v; want ErrFreed", err)
+		}
+		if err := Allreduce(d, nil, []int{1}, Sum); !errors.Is(err, mpi.ErrFreed) {
+			return fmt.Errorf("allreduce on a freed communicator: %v; want ErrFreed", err)
+		}
+		return nil
+	})
+}

@@ -122,6 +122,16 @@ func (c *Comm) errorf(op string, peer, tag int, err error) error {
 	return &Error{Op: op, Rank: c.rank, Peer: peer, Tag: tag, Err: err}
 }
 
+// Err returns why operations can no longer start on c (ErrFreed after
+// Free, ErrFinalized after Finalize), or nil. Package collectives checks it
+// before its shared-memory paths, which do not go through Send and Recv.
+func (c *Comm) Err() error {
+	if err := c.usable(); err != nil {
+		return c.errorf("comm", none, none, err)
+	}
+	return nil
+}
+
 // usable reports whether operations may start on c.
 func (c *Comm) usable() error {
 	if c.w.finalized.Load() {
