@@ -244,7 +244,7 @@ func allreduceNodeSliced[T mpi.Numeric](k call, h *hierarchy, buf []T, op Op[T],
 	if err == nil {
 		copy(buf[lo:hi], acc)
 		// 2.
-		if h.cross.Size() > 1 {
+		if h.cross != nil && h.cross.Size() > 1 {
 			err = allreduceFlat(k.on(h.cross), buf[lo:hi], op, commutative)
 		}
 	}
