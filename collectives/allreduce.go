@@ -117,7 +117,7 @@ func (p allreducePlan[T]) run() error {
 	switch {
 	case p.alone:
 		return nil
-	case p.h != nil && p.nodeShm != nil && p.nodeShm.cma && p.h.uniform && p.h.cross != nil &&
+	case p.h != nil && p.h.shmAll && p.h.uniform && p.h.cross != nil && p.nodeShm != nil &&
 		sizeOf[T]()*len(p.recv) >= allreduceLongBytes && len(p.recv) >= p.nodeShm.p:
 		return wrap(name, allreduceNodeSliced(p.k, p.h, p.recv, p.op, p.comm, p.nodeShm))
 	case p.h != nil:

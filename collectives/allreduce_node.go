@@ -77,6 +77,9 @@ type hierarchy struct {
 	// (allreduceNodeSliced).
 	uniform bool
 	cross   *mpi.Comm
+	// shmAll: every host's node communicator of several ranks has a
+	// shared-memory region with cross-memory reads.
+	shmAll bool
 }
 
 // EnvHierarchy names the environment variable that turns the host-aware
@@ -158,7 +161,16 @@ func newHierarchy(c *mpi.Comm, split func() (*mpi.Comm, error)) (*hierarchy, err
 	// Agree: min over hosts of [contiguous, −node size]. The new
 	// communicators carry no traffic yet, so sequence number 0 (never drawn
 	// by NextSeq) is free there.
-	flags := []int{contiguous, -node.Size(), node.Size()}
+	// The node's shared-memory region (made now, collectively over the
+	// node): whether every host has one with cross-memory reads decides
+	// allreduceNodeSliced, a choice that must be the same on every host.
+	shmOK := 1
+	if node.Size() > 1 {
+		if sn := shmOf(node); sn == nil || !sn.cma {
+			shmOK = 0
+		}
+	}
+	flags := []int{contiguous, -node.Size(), node.Size(), shmOK}
 	if leaders != nil {
 		if err := allreduceRD(call{c: leaders.Collective()}, flags, Min[int]); err != nil {
 			return nil, err
@@ -168,7 +180,7 @@ func newHierarchy(c *mpi.Comm, split func() (*mpi.Comm, error)) (*hierarchy, err
 		return nil, err
 	}
 	h := &hierarchy{node: node, leaders: leaders, useful: -flags[1] > 1, ordered: flags[0] == 1,
-		uniform: -flags[1] == flags[2]}
+		uniform: -flags[1] == flags[2], shmAll: flags[3] == 1}
 	if h.useful && h.uniform {
 		// The ranks of one node rank on every host, in c's order.
 		if h.cross, err = c.Split(node.Rank(), c.Rank()); err != nil {

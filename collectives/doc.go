@@ -56,7 +56,7 @@
 //	               beyond 16 ranks): through a shared-memory region of the
 //	               communicator (shm.go); larger Bcast, Allgather, Alltoall
 //	               copy straight between the ranks' buffers (process_vm_readv)
-//	Barrier        dissemination
+//	Barrier        dissemination; across hosts, host-aware (barrier.go)
 //	Bcast          binomial tree; scatter + ring allgather ≥ 128 KiB, p ≥ 3
 //	Reduce         binomial tree (rank order, to rank 0 then root);
 //	               Rabenseifner ≥ 32 KiB (commutative: reduce-scatter + gather)

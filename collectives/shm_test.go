@@ -203,3 +203,55 @@ func TestShmFreed(t *testing.T) {
 		return nil
 	})
 }
+
+// TestBarrierNode: the host-aware barrier over fake hosts (contiguous and
+// strided) lets no rank leave before every rank has arrived, round after
+// round, and ends with the leaders' failure instead of hanging when the
+// job aborts.
+func TestBarrierNode(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shmOff=%v", off), func(t *testing.T) { testBarrierNode(t, off) })
+	}
+}
+
+// testBarrierNode runs TestBarrierNode's cases with the regions on, or off
+// (the hosts then do their part with messages).
+func testBarrierNode(t *testing.T, off bool) {
+	withShmOff(t, off)
+	for _, layout := range []struct {
+		name string
+		host func(r int) int
+	}{{"contiguous", func(r int) int { return r / 3 }}, {"strided", func(r int) int { return r % 2 }}} {
+		for _, n := range []int{4, 5, 7, 8} {
+			t.Run(fmt.Sprintf("%s/n=%d", layout.name, n), func(t *testing.T) {
+				arrived := newChanCounter()
+				mpitest.Run(t, n, func(c *mpi.Comm) error {
+					h, err := newHierarchy(c, func() (*mpi.Comm, error) { return c.Split(layout.host(c.Rank()), c.Rank()) })
+					if err != nil {
+						return err
+					}
+					if !h.useful {
+						return errors.New("fake hosts gave no hierarchy")
+					}
+					sn := shmOf(h.node) // nil on a host of one rank
+					if sn == nil && h.node.Size() > 1 && !off {
+						return errors.New("node communicator without a region")
+					}
+					for round := range 5 {
+						arrived.add()
+						if err := barrierNode(newCall(c), h, sn); err != nil {
+							return err
+						}
+						if got := arrived.get(); got < (round+1)*n {
+							return fmt.Errorf("round %d: rank %d left with %d arrivals; want ≥ %d", round, c.Rank(), got, (round+1)*n)
+						}
+						if err := barrierNode(newCall(c), h, sn); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+			})
+		}
+	}
+}
