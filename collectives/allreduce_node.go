@@ -80,6 +80,22 @@ type hierarchy struct {
 	// shmAll: every host's node communicator of several ranks has a
 	// shared-memory region with cross-memory reads.
 	shmAll bool
+	// leaderOf[r]: the rank in c of the leader of rank r's host (when
+	// useful). Leaders are numbered in c's order in the leaders
+	// communicator, so a leader's rank there is its index among them.
+	leaderOf []int
+}
+
+// leaderRank returns the rank in the leaders communicator of the leader
+// whose rank in c is l.
+func (h *hierarchy) leaderRank(l int) int {
+	n := 0
+	for r, lr := range h.leaderOf {
+		if r == lr && r < l {
+			n++
+		}
+	}
+	return n
 }
 
 // EnvHierarchy names the environment variable that turns the host-aware
@@ -181,6 +197,17 @@ func newHierarchy(c *mpi.Comm, split func() (*mpi.Comm, error)) (*hierarchy, err
 	}
 	h := &hierarchy{node: node, leaders: leaders, useful: -flags[1] > 1, ordered: flags[0] == 1,
 		uniform: -flags[1] == flags[2], shmAll: flags[3] == 1}
+	if h.useful {
+		// Every rank's host leader, for the host-aware Bcast: each rank
+		// contributes its own, around a ring on c (sequence number 0 is
+		// free there too: NextSeq never draws it).
+		h.leaderOf = make([]int, c.Size())
+		h.leaderOf[c.Rank()] = first
+		block := func(i int) (int, int) { return i, i + 1 }
+		if err := allgatherRing(call{c: c.Collective()}, h.leaderOf, 0, block, stepAllgather); err != nil {
+			return nil, err
+		}
+	}
 	if h.useful && h.uniform {
 		// The ranks of one node rank on every host, in c's order.
 		if h.cross, err = c.Split(node.Rank(), c.Rank()); err != nil {

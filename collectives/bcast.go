@@ -45,8 +45,71 @@ func Bcast[T mpi.Numeric](c *mpi.Comm, buf []T, root int) error {
 		if err := s.arrival(shmBcast, typeCode[T](), root, len(buf)); err != nil {
 			return wrap("bcast", err)
 		}
+	} else if c.Size() >= nodeMinRanks {
+		h, err := hierarchyOf(c)
+		if err != nil {
+			return wrap("bcast", err)
+		}
+		if h.useful {
+			return wrap("bcast", bcastNode(p.k, h, buf, root, shmOf(h.node)))
+		}
 	}
 	return p.run()
+}
+
+// bcastNode is the host-aware broadcast, for blocking calls on a
+// communicator spanning hosts:
+//
+//  1. on the root's host, the root broadcasts to its host (so its leader
+//     has the data);
+//  2. the leaders broadcast among themselves from the root's leader
+//     (binomial tree, or scatter + allgather for long messages);
+//  3. on every other host, the leader broadcasts to its host.
+//
+// Steps 1 and 3 go through the host's shared-memory region sn when it has
+// one (nil: with messages). Only step 2 crosses hosts: ⌈lg h⌉ rounds among
+// h leaders instead of ⌈lg p⌉ rounds that mostly cross hosts.
+func bcastNode[T mpi.Numeric](k call, h *hierarchy, buf []T, root int, sn *shmColl) error {
+	kn := k.on(h.node)
+	rootLeader := h.leaderOf[root]
+	onRootHost := h.leaderOf[k.rank()] == rootLeader
+	host := func(from int) error {
+		switch {
+		case sn == nil:
+			return bcastBinomial(kn, buf, from)
+		case sn.fits(len(buf) * sizeOf[T]()):
+			return shmBcastOp(sn, buf, from)
+		case sn.cma:
+			return shmBcastCMA(sn, buf, from)
+		}
+		return bcastBinomial(kn, buf, from)
+	}
+	if onRootHost {
+		nroot, err := k.c.TranslateRank(root, h.node)
+		if err != nil {
+			return err
+		}
+		if err := host(nroot); err != nil {
+			return err
+		}
+	}
+	if h.leaders != nil && h.leaders.Size() > 1 {
+		kl := k.on(h.leaders)
+		lroot := h.leaderRank(rootLeader)
+		var err error
+		if sizeOf[T]()*len(buf) >= bcastLongBytes && kl.size() >= bcastMinRanks {
+			err = bcastScatterAllgather(kl, buf, lroot)
+		} else {
+			err = bcastBinomial(kl, buf, lroot)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if !onRootHost {
+		return host(0)
+	}
+	return nil
 }
 
 // Ibcast starts a Bcast and returns its Request. buf must not be read or

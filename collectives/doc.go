@@ -57,7 +57,8 @@
 //	               communicator (shm.go); larger Bcast, Allgather, Alltoall
 //	               copy straight between the ranks' buffers (process_vm_readv)
 //	Barrier        dissemination; across hosts, host-aware (barrier.go)
-//	Bcast          binomial tree; scatter + ring allgather ≥ 128 KiB, p ≥ 3
+//	Bcast          binomial tree; scatter + ring allgather ≥ 128 KiB, p ≥ 3;
+//	               across hosts, host-aware (bcast.go)
 //	Reduce         binomial tree (rank order, to rank 0 then root);
 //	               Rabenseifner ≥ 32 KiB (commutative: reduce-scatter + gather)
 //	Allreduce      recursive doubling < 32 KiB; Rabenseifner; ring (commutative, p not 2ᵏ);

@@ -255,3 +255,51 @@ func testBarrierNode(t *testing.T, off bool) {
 		}
 	}
 }
+
+// TestBcastNode: the host-aware broadcast over fake hosts, from every
+// root, for sizes that take each path on the hosts (inline, slot,
+// cross-memory, and with the regions off, messages) and among the leaders
+// (binomial, scatter + allgather).
+func TestBcastNode(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		for _, layout := range []struct {
+			name string
+			host func(r int) int
+		}{{"contiguous", func(r int) int { return r / 3 }}, {"strided", func(r int) int { return r % 3 }}} {
+			for _, n := range []int{4, 7, 8} {
+				t.Run(fmt.Sprintf("shmOff=%v/%s/n=%d", off, layout.name, n), func(t *testing.T) {
+					withShmOff(t, off)
+					mpitest.Run(t, n, func(c *mpi.Comm) error {
+						h, err := newHierarchy(c, func() (*mpi.Comm, error) { return c.Split(layout.host(c.Rank()), c.Rank()) })
+						if err != nil {
+							return err
+						}
+						if !h.useful {
+							return errors.New("fake hosts gave no hierarchy")
+						}
+						sn := shmOf(h.node)
+						for _, count := range []int{0, 1, 7, 1000, 20000, 70000} {
+							for root := range n {
+								buf := make([]float64, count)
+								if c.Rank() == root {
+									for i := range buf {
+										buf[i] = float64(root*1000003 + i)
+									}
+								}
+								if err := bcastNode(newCall(c), h, buf, root, sn); err != nil {
+									return err
+								}
+								for i, x := range buf {
+									if want := float64(root*1000003 + i); x != want {
+										return fmt.Errorf("count %d, root %d: element %d = %v, want %v", count, root, i, x, want)
+									}
+								}
+							}
+						}
+						return nil
+					})
+				})
+			}
+		}
+	}
+}
