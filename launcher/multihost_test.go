@@ -65,7 +65,7 @@ type nsCluster struct {
 	hosts              []*nsHost
 	gorun              string
 	secret, hostfile   string
-	testprog, ringprog string
+	testprog, ringprog, collcheck string
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -136,6 +136,9 @@ func TestMultiHostNamespaces(t *testing.T) {
 	if c.ringprog, err = launchertest.Build(dir, "../examples/ring"); err != nil {
 		t.Fatal(err)
 	}
+	if c.collcheck, err = launchertest.Build(dir, "../examples/internal/collcheck"); err != nil {
+		t.Fatal(err)
+	}
 	c.secret = filepath.Join(dir, "secret")
 	if out, err := exec.Command(c.gorun, "secret", "--out", c.secret).CombinedOutput(); err != nil {
 		t.Fatalf("gorun secret: %v\n%s", err, out)
@@ -146,6 +149,7 @@ func TestMultiHostNamespaces(t *testing.T) {
 	t.Run("hostnames", c.testHostnames)
 	t.Run("ring", c.testRing)
 	t.Run("exchange", c.testExchange)
+	t.Run("collectives", c.testCollectives)
 	t.Run("wrong-secret", c.testWrongSecret)
 	t.Run("garbage", c.testGarbage)
 	t.Run("cut-network", c.testCutNetwork)
@@ -381,6 +385,23 @@ func (c *nsCluster) testRing(t *testing.T) {
 		t.Fatalf("exit %d, want 0 and %q\nstdout:\n%s\nstderr:\n%s", r.code, want, r.stdout, r.stderr)
 	}
 	checkRoutes(t, r.stderr)
+}
+
+// testCollectives runs every collective across the three hosts against a
+// serial computation (examples/internal/collcheck), on the world and on a
+// split communicator: the host-aware algorithms (regions on each host,
+// leaders over TCP, the sliced long allreduce) with real processes.
+func (c *nsCluster) testCollectives(t *testing.T) {
+	r := c.run(t, c.jobArgs(c.collcheck)...)
+	if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("collcheck ok: %d ranks", nsRanks)) {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	launchertest.WaitGone(t, rankPids(r.stdout)...)
+	for _, h := range c.hosts {
+		if left := c.shmLeft(t, h); len(left) > 0 {
+			t.Errorf("%s: /dev/shm still holds %q", h.name, left)
+		}
+	}
 }
 
 func (c *nsCluster) testExchange(t *testing.T) {
