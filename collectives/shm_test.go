@@ -226,12 +226,9 @@ func testBarrierNode(t *testing.T, off bool) {
 			t.Run(fmt.Sprintf("%s/n=%d", layout.name, n), func(t *testing.T) {
 				arrived := newChanCounter()
 				mpitest.Run(t, n, func(c *mpi.Comm) error {
-					h, err := newHierarchy(c, func() (*mpi.Comm, error) { return c.Split(layout.host(c.Rank()), c.Rank()) })
+					h, err := fakeHierarchy(c, layout.host)
 					if err != nil {
 						return err
-					}
-					if !h.useful {
-						return errors.New("fake hosts gave no hierarchy")
 					}
 					sn := shmOf(h.node) // nil on a host of one rank
 					if sn == nil && h.node.Size() > 1 && !off {
@@ -270,12 +267,9 @@ func TestBcastNode(t *testing.T) {
 				t.Run(fmt.Sprintf("shmOff=%v/%s/n=%d", off, layout.name, n), func(t *testing.T) {
 					withShmOff(t, off)
 					mpitest.Run(t, n, func(c *mpi.Comm) error {
-						h, err := newHierarchy(c, func() (*mpi.Comm, error) { return c.Split(layout.host(c.Rank()), c.Rank()) })
+						h, err := fakeHierarchy(c, layout.host)
 						if err != nil {
 							return err
-						}
-						if !h.useful {
-							return errors.New("fake hosts gave no hierarchy")
 						}
 						sn := shmOf(h.node)
 						for _, count := range []int{0, 1, 7, 1000, 20000, 70000} {
@@ -302,4 +296,13 @@ func TestBcastNode(t *testing.T) {
 			}
 		}
 	}
+}
+
+// fakeHierarchy builds c's hierarchy with hosts made up by host(rank).
+func fakeHierarchy(c *mpi.Comm, host func(r int) int) (*hierarchy, error) {
+	h, err := newHierarchy(c, func() (*mpi.Comm, error) { return c.Split(host(c.Rank()), c.Rank()) })
+	if err == nil && !h.useful {
+		err = errors.New("fake hosts gave no hierarchy")
+	}
+	return h, err
 }

@@ -60,11 +60,11 @@ type nsHost struct {
 
 // nsCluster is the whole test cluster.
 type nsCluster struct {
-	t                  *testing.T
-	sw                 string // the switch's namespace
-	hosts              []*nsHost
-	gorun              string
-	secret, hostfile   string
+	t                             *testing.T
+	sw                            string // the switch's namespace
+	hosts                         []*nsHost
+	gorun                         string
+	secret, hostfile              string
 	testprog, ringprog, collcheck string
 }
 
@@ -560,22 +560,7 @@ func (c *nsCluster) testCutNetworkSend(t *testing.T) {
 	}
 	stuck := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Signal(syscall.SIGQUIT) })
 	defer stuck.Stop()
-	var pids []int
-	blocking := regexp.MustCompile(`^\[\d+\] blocking \d+$`)
-	sc := bufio.NewScanner(stdout)
-	for n := 0; n < nsRanks && sc.Scan(); {
-		if m := pidLine.FindStringSubmatch(sc.Text()); m != nil {
-			p, _ := strconv.Atoi(m[2])
-			pids = append(pids, p)
-		} else if blocking.MatchString(sc.Text()) {
-			n++
-		}
-	}
-	if len(pids) < nsRanks {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("only %d ranks started; stderr:\n%s", len(pids), errs.String())
-	}
+	pids, sc := awaitBlocking(t, cmd, stdout, &errs)
 	sh(t, "ip", "-n", c.sw, "link", "set", port, "down")
 	defer sh(t, "ip", "-n", c.sw, "link", "set", port, "up")
 	cut := time.Now()
@@ -639,27 +624,9 @@ func (c *nsCluster) breakMidJob(t *testing.T, victim *nsHost, reason string, bre
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var pids []int
 	stuck := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Signal(syscall.SIGQUIT) }) // a stack dump beats a silent hang
 	defer stuck.Stop()
-	// Each rank prints its pid, then, past testprog's barrier, "blocking R"
-	// as it enters its receive.
-	blocking := regexp.MustCompile(`^\[\d+\] blocking \d+$`)
-	sc := bufio.NewScanner(stdout)
-	for n := 0; n < nsRanks && sc.Scan(); {
-		if m := pidLine.FindStringSubmatch(sc.Text()); m != nil {
-			p, _ := strconv.Atoi(m[2])
-			pids = append(pids, p)
-		} else if blocking.MatchString(sc.Text()) {
-			n++
-		}
-	}
-	if len(pids) < nsRanks {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Logf("pid lines: %v; rest of stdout: %q", pids, sc.Text())
-		t.Fatalf("only %d ranks started; stderr:\n%s", len(pids), errs.String())
-	}
+	pids, _ := awaitBlocking(t, cmd, stdout, &errs)
 	killed := time.Now()
 	breakHost()
 	_, _ = io.Copy(io.Discard, stdout)
@@ -720,4 +687,31 @@ func (c *nsCluster) breakMidJob(t *testing.T, victim *nsHost, reason string, bre
 			t.Errorf("%s: /dev/shm still holds %q", h.name, left)
 		}
 	}
+}
+
+// awaitBlocking reads a job's tagged output (gorun -l) until every rank has
+// printed its pid and then, past testprog's barrier, "blocking R" as it
+// enters its receive, and returns the pids and the scanner, positioned
+// after those lines. If fewer ranks start, it kills the job and fails the
+// test with its stderr.
+func awaitBlocking(t *testing.T, cmd *exec.Cmd, stdout io.Reader, errs *syncBuffer) ([]int, *bufio.Scanner) {
+	t.Helper()
+	var pids []int
+	blocking := regexp.MustCompile(`^\[\d+\] blocking \d+$`)
+	sc := bufio.NewScanner(stdout)
+	for n := 0; n < nsRanks && sc.Scan(); {
+		if m := pidLine.FindStringSubmatch(sc.Text()); m != nil {
+			p, _ := strconv.Atoi(m[2])
+			pids = append(pids, p)
+		} else if blocking.MatchString(sc.Text()) {
+			n++
+		}
+	}
+	if len(pids) < nsRanks {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Logf("pid lines: %v; rest of stdout: %q", pids, sc.Text())
+		t.Fatalf("only %d ranks started; stderr:\n%s", len(pids), errs.String())
+	}
+	return pids, sc
 }

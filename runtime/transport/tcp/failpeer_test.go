@@ -179,30 +179,7 @@ func TestFailPeerEndsBlockedWrite(t *testing.T) {
 	bk := newBook()
 	bk.set(1, stalledPeer(t, 1))
 	e0 := listen(t, 0, testToken, transporttest.NewRecorder(0), bk)
-	payload := make([]byte, 1<<20)
-	if err := e0.Send(data(0, 1, 0, payload), payload); err != nil {
-		t.Fatal(err)
-	}
-	c, _ := e0.conn(1)
-	blocked := make(chan error, 1)
-	go func() { // exits when a Send fails (FailPeer, at the latest Close); joined through blocked
-		for {
-			if err := e0.Send(data(0, 1, 1, payload), payload); err != nil {
-				blocked <- err
-				return
-			}
-		}
-	}()
-	// As in TestCloseWithStalledPeer: make sure a Send is stuck on the full
-	// socket buffers (it then holds the write lock for good). Bounded
-	// polling that orders nothing.
-	for deadline := time.Now().Add(time.Minute); c.wmu.TryLock(); {
-		c.wmu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatal("Send to a peer that does not read never blocked")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	blocked := blockSends(t, e0)
 	start := time.Now()
 	e0.FailPeer(1, errHostLost)
 	checkFailed(t, await(t, blocked), "1")

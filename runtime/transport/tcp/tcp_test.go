@@ -677,31 +677,7 @@ func TestCloseWithStalledPeer(t *testing.T) {
 	bk := newBook()
 	bk.set(1, stalledPeer(t, 1))
 	e0 := listen(t, 0, testToken, transporttest.NewRecorder(0), bk)
-	payload := make([]byte, 1<<20)
-	if err := e0.Send(data(0, 1, 0, payload), payload); err != nil {
-		t.Fatal(err)
-	}
-	c, _ := e0.conn(1)
-	blocked := make(chan error, 1)
-	go func() { // exits when a Send fails (at the latest when Close gives up on the peer); joined through blocked
-		for {
-			if err := e0.Send(data(0, 1, 1, payload), payload); err != nil {
-				blocked <- err
-				return
-			}
-		}
-	}()
-	// Wait until a Send is stuck on the full socket buffers: it then holds
-	// the connection's write lock for good. Nothing signals "blocked in the
-	// kernel", so this polls, bounded; it orders nothing, it only makes sure
-	// the case under test is the one that happens.
-	for deadline := time.Now().Add(time.Minute); c.wmu.TryLock(); {
-		c.wmu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatal("Send to a peer that does not read never blocked")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	blocked := blockSends(t, e0)
 	start := time.Now()
 	e0.Close()
 	if d := time.Since(start); d > 10*time.Second {
@@ -763,4 +739,36 @@ func TestShutdownAfterClose(t *testing.T) {
 	if _, err := io.ReadFull(a2, b); err != nil || string(b) != "ping" {
 		t.Fatalf("read %q, %v; want ping", b, err)
 	}
+}
+
+// blockSends sends 1 MiB messages from e0 to rank 1, which never reads,
+// from a goroutine until a Send fails, and returns once a Send is stuck on
+// the full socket buffers (it then holds the connection's write lock for
+// good); the failing Send's error arrives on the returned channel. Nothing
+// signals "blocked in the kernel", so this polls, bounded; it orders
+// nothing, it only makes sure the case under test is the one that happens.
+func blockSends(t *testing.T, e0 *Endpoint) <-chan error {
+	t.Helper()
+	payload := make([]byte, 1<<20)
+	if err := e0.Send(data(0, 1, 0, payload), payload); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := e0.conn(1)
+	blocked := make(chan error, 1)
+	go func() { // exits when a Send fails (FailPeer, or Close giving up on the peer); joined through blocked
+		for {
+			if err := e0.Send(data(0, 1, 1, payload), payload); err != nil {
+				blocked <- err
+				return
+			}
+		}
+	}()
+	for deadline := time.Now().Add(time.Minute); c.wmu.TryLock(); {
+		c.wmu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("Send to a peer that does not read never blocked")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return blocked
 }
