@@ -16,7 +16,10 @@ const allgatherShortBytes = 64 << 10
 // fail with ErrMismatch on a receiving rank.
 //
 // Algorithms: recursive doubling for short totals on power-of-two rank
-// counts (allgather_rd.go), the ring otherwise (allgather_ring.go).
+// counts (allgather_rd.go), the ring otherwise (allgather_ring.go). On one
+// host the blocking form goes through the communicator's shared-memory
+// region, or for large blocks copies straight from the other ranks'
+// buffers (shm.go, shm_ops.go).
 func Allgather[T mpi.Numeric](c *mpi.Comm, send, recv []T) error {
 	run, err := planAllgather(c, send, recv)
 	if err != nil {

@@ -31,7 +31,9 @@ const (
 // Algorithms: recursive doubling (short vectors, allreduce_rd.go),
 // Rabenseifner's reduce-scatter + allgather (long, allreduce_rabenseifner.go),
 // the ring (long, commutative op, allreduce_ring.go), and host-aware
-// (communicators spanning hosts, allreduce_node.go). The first call on a
+// (communicators spanning hosts, allreduce_node.go); on one host, the
+// blocking form of vectors that fit a slot goes through the communicator's
+// shared-memory region (shm.go, shm_ops.go). The first call on a
 // communicator of nodeMinRanks or more ranks learns its host layout with
 // collective SplitType and Split calls, cached for later calls.
 func Allreduce[T mpi.Numeric](c *mpi.Comm, send, recv []T, op Op[T]) error {

@@ -11,7 +11,9 @@ import "github.com/gorun-hpc/gorun/runtime/mpi"
 // not be touched by other goroutines during the call. A rank whose n
 // differs fails with ErrMismatch on a receiving rank. Algorithms: pairwise
 // exchange (alltoall_pairwise.go); in place, pairwise swaps
-// (alltoall_inplace.go).
+// (alltoall_inplace.go); on one host (not in place), through the
+// communicator's shared-memory region, or for large blocks by copying
+// straight from the other ranks' send buffers (shm_ops.go).
 func Alltoall[T mpi.Numeric](c *mpi.Comm, send, recv []T) error {
 	const name = "alltoall"
 	if err := checkComm(name, c); err != nil {

@@ -21,7 +21,10 @@ const (
 //
 // Small messages go down a binomial tree (bcast_binomial.go), large ones are
 // scattered in blocks and gathered back with a ring (van de Geijn,
-// bcast_scatter_allgather.go). A rank whose length differs from the root's
+// bcast_scatter_allgather.go). The blocking form goes, on one host, through
+// the communicator's shared-memory region (or for large messages every rank
+// copies straight from the root's buffer: shm_ops.go), and across hosts is
+// host-aware (bcastNode). A rank whose length differs from the root's
 // fails with ErrMismatch (so may the ranks below it in the tree; the others
 // may wait for the job to abort). Ranks that pass different roots: long
 // messages start with a root check, which fails with ErrMismatch on at

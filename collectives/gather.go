@@ -20,7 +20,9 @@ const gatherShortBytes = 2 << 10
 // a root check); with short blocks they may wait until the job aborts.
 //
 // Algorithms: binomial tree for short blocks (gather_binomial.go), each
-// rank sending straight to the root otherwise (gather_linear.go).
+// rank sending straight to the root otherwise (gather_linear.go); on one
+// host, blocks that fit a slot go through the communicator's shared-memory
+// region (shm_ops.go).
 func Gather[T mpi.Numeric](c *mpi.Comm, send, recv []T, root int) error {
 	const name = "gather"
 	if err := checkComm(name, c); err != nil {

@@ -21,9 +21,11 @@ const reduceLongBytes = allreduceLongBytes
 //
 // Algorithms: a binomial tree (reduce_binomial.go); for long vectors and
 // the package's commutative ops, Rabenseifner's reduce-scatter + gather
-// (reduce_rabenseifner.go). Both combine in an order fixed by the rank
-// count, the vector length and the root, so results are reproducible. A
-// rank whose length differs from its partners' fails with ErrMismatch.
+// (reduce_rabenseifner.go); on one host, vectors that fit a slot go
+// through the communicator's shared-memory region (shm_ops.go). Each
+// combines in an order fixed by the rank count, the vector length and the
+// root, so results are reproducible. A rank whose length differs from its
+// partners' fails with ErrMismatch.
 // Vectors of reduceLongBytes or more start with a root check, so that ranks
 // passing different roots fail with ErrMismatch on at least one rank;
 // shorter ones skip it (one message less) and may then wait until the job

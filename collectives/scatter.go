@@ -17,7 +17,9 @@ import "github.com/gorun-hpc/gorun/runtime/mpi"
 // may otherwise wait until the job aborts.
 //
 // Algorithms: binomial tree for short blocks (scatter_binomial.go), the root
-// sending to each rank otherwise (scatter_linear.go).
+// sending to each rank otherwise (scatter_linear.go); on one host, when all
+// blocks fit a slot, through the communicator's shared-memory region
+// (shm_ops.go).
 func Scatter[T mpi.Numeric](c *mpi.Comm, send, recv []T, root int) error {
 	const name = "scatter"
 	if err := checkComm(name, c); err != nil {
