@@ -547,20 +547,8 @@ func (c *nsCluster) testCutNetworkSend(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), nsJobLimit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", c.hosts[0].ns, c.gorun},
-		c.jobArgs("-l", c.testprog, "blocksend", strconv.Itoa(dst), fifo)...)...)
-	var errs syncBuffer
-	cmd.Stderr = &errs
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stuck := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Signal(syscall.SIGQUIT) })
-	defer stuck.Stop()
-	pids, sc := awaitBlocking(t, cmd, stdout, &errs)
+	cmd, stdout, errs := c.startTagged(t, ctx, c.testprog, "blocksend", strconv.Itoa(dst), fifo)
+	pids, sc := awaitBlocking(t, cmd, stdout, errs)
 	sh(t, "ip", "-n", c.sw, "link", "set", port, "down")
 	defer sh(t, "ip", "-n", c.sw, "link", "set", port, "up")
 	cut := time.Now()
@@ -612,25 +600,12 @@ func (c *nsCluster) testCutNetworkSend(t *testing.T) {
 func (c *nsCluster) breakMidJob(t *testing.T, victim *nsHost, reason string, breakHost func()) {
 	ctx, cancel := context.WithTimeout(t.Context(), nsJobLimit)
 	defer cancel()
-	// -l tags each line with its rank.
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", c.hosts[0].ns, c.gorun},
-		c.jobArgs("-l", c.testprog, "block")...)...)
-	var errs syncBuffer
-	cmd.Stderr = &errs
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stuck := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Signal(syscall.SIGQUIT) }) // a stack dump beats a silent hang
-	defer stuck.Stop()
-	pids, _ := awaitBlocking(t, cmd, stdout, &errs)
+	cmd, stdout, errs := c.startTagged(t, ctx, c.testprog, "block")
+	pids, _ := awaitBlocking(t, cmd, stdout, errs)
 	killed := time.Now()
 	breakHost()
 	_, _ = io.Copy(io.Discard, stdout)
-	err = cmd.Wait()
+	err := cmd.Wait()
 	elapsed := time.Since(killed)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
@@ -714,4 +689,26 @@ func awaitBlocking(t *testing.T, cmd *exec.Cmd, stdout io.Reader, errs *syncBuff
 		t.Fatalf("only %d ranks started; stderr:\n%s", len(pids), errs.String())
 	}
 	return pids, sc
+}
+
+// startTagged starts a job on the whole cluster from host 1's namespace,
+// with gorun -l (each output line tagged with its rank), and returns it
+// with its stdout pipe and a buffer collecting its stderr. If the job is
+// still running 30 s on, it gets SIGQUIT: a stack dump beats a silent hang.
+func (c *nsCluster) startTagged(t *testing.T, ctx context.Context, prog ...string) (*exec.Cmd, io.ReadCloser, *syncBuffer) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", c.hosts[0].ns, c.gorun},
+		c.jobArgs(append([]string{"-l"}, prog...)...)...)...)
+	errs := new(syncBuffer)
+	cmd.Stderr = errs
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stuck := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Signal(syscall.SIGQUIT) })
+	t.Cleanup(func() { stuck.Stop() })
+	return cmd, stdout, errs
 }

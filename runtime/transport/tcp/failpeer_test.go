@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"context"
 	"errors"
 	"net"
 	"strings"
@@ -132,21 +131,12 @@ func TestFailPeerEndsHandshake(t *testing.T) {
 // TestFailPeerEndsResolve: a Send still waiting for the peer's address
 // (Resolve blocks on the rendezvous) fails with FailPeer's cause.
 func TestFailPeerEndsResolve(t *testing.T) {
-	started := make(chan struct{})
-	e0, err := Listen(context.Background(), Config{Rank: 0, Token: testToken, Sink: transporttest.NewRecorder(0),
-		Resolve: func(ctx context.Context, rank int) (string, error) {
-			close(started)
-			<-ctx.Done()
-			return "", ctx.Err()
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e0, started := listenBlockedResolve(t)
 	defer e0.Close()
 	sent := sendAsync(e0, 1, 0)
 	<-started
 	e0.FailPeer(-1, errHostLost) // every rank: the job is ending
-	err = await(t, sent)
+	err := await(t, sent)
 	checkFailed(t, err, "1")
 	if want := "tcp: send to rank 1: "; !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("error %q does not start with %q", err, want)

@@ -464,16 +464,7 @@ func TestConcurrentFirstSends(t *testing.T) {
 // TestCloseAbortsResolve: Close cancels a Resolve that blocks, and the Send
 // waiting on it returns ErrClosed.
 func TestCloseAbortsResolve(t *testing.T) {
-	started := make(chan struct{})
-	e0, err := Listen(context.Background(), Config{Rank: 0, Token: testToken, Sink: transporttest.NewRecorder(0),
-		Resolve: func(ctx context.Context, rank int) (string, error) {
-			close(started)
-			<-ctx.Done()
-			return "", ctx.Err()
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e0, started := listenBlockedResolve(t)
 	sent := make(chan error, 1)
 	go func() { sent <- e0.Send(data(0, 1, 0, nil), nil) }() // exits when Send returns; joined through sent
 	<-started
@@ -771,4 +762,22 @@ func blockSends(t *testing.T, e0 *Endpoint) <-chan error {
 		time.Sleep(time.Millisecond)
 	}
 	return blocked
+}
+
+// listenBlockedResolve returns rank 0's endpoint, whose Resolve blocks
+// until its context ends, and a channel closed once Resolve was called.
+// The caller closes the endpoint.
+func listenBlockedResolve(t *testing.T) (*Endpoint, <-chan struct{}) {
+	t.Helper()
+	started := make(chan struct{})
+	e0, err := Listen(context.Background(), Config{Rank: 0, Token: testToken, Sink: transporttest.NewRecorder(0),
+		Resolve: func(ctx context.Context, rank int) (string, error) {
+			close(started)
+			<-ctx.Done()
+			return "", ctx.Err()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e0, started
 }
