@@ -195,6 +195,33 @@ func TestGomaxprocsOversubscribed(t *testing.T) {
 	}
 }
 
+// TestIdleBarrier: ranks blocked in collectives.Barrier (through the
+// communicator's shared memory, 4 ranks on this host) while rank 0 sleeps
+// 1.5 s use almost no CPU: the wait spins about a millisecond, then sleeps
+// on a futex.
+func TestIdleBarrier(t *testing.T) {
+	r := gorun(t, "-n", "4", bin.testprog, "idlebarrier", "1500")
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	line := regexp.MustCompile(`(?m)^idlebarrier (\d+) ([0-9.]+) ([0-9.]+)$`)
+	ms := line.FindAllStringSubmatch(r.stdout, -1)
+	if len(ms) != 3 {
+		t.Fatalf("%d ranks reported, want 3:\n%s", len(ms), r.stdout)
+	}
+	for _, m := range ms {
+		wall, _ := strconv.ParseFloat(m[2], 64)
+		cpu, _ := strconv.ParseFloat(m[3], 64)
+		if wall < 1 {
+			t.Errorf("rank %s left the barrier after %.3f s, before rank 0 joined", m[1], wall)
+		}
+		if cpu > 0.1 {
+			t.Errorf("rank %s used %.3f s of CPU while blocked %.3f s in Barrier; want under 0.1 s", m[1], cpu, wall)
+		}
+	}
+	requireClean(t, r.stdout)
+}
+
 func TestHello(t *testing.T) {
 	r := gorun(t, "-n", "3", "./hello")
 	if r.code != 0 {

@@ -17,6 +17,9 @@
 //	                           sizes (up to MAX bytes, default 1 MiB) and tags, checked
 //	testprog nofinalize R  rank R exits 0 without calling Finalize
 //	testprog gomaxprocs    every rank prints "gomaxprocs R N", N its GOMAXPROCS after Init
+//	testprog idlebarrier MS  rank 0 sleeps MS milliseconds before collectives.Barrier;
+//	                       every other rank prints "idlebarrier R WALL CPU", the wall
+//	                       and CPU seconds its process used while blocked in it
 package main
 
 import (
@@ -31,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gorun-hpc/gorun/collectives"
 	"github.com/gorun-hpc/gorun/runtime/mpi"
 )
 
@@ -111,6 +115,11 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Printf("rank %d exchanged ok\n", rank)
+	case "idlebarrier":
+		if err := idleBarrier(world, time.Duration(arg(2))*time.Millisecond); err != nil {
+			fmt.Fprintf(os.Stderr, "rank %d: %v\n", rank, err)
+			os.Exit(1)
+		}
 	case "gomaxprocs":
 		fmt.Printf("gomaxprocs %d %d\n", rank, runtime.GOMAXPROCS(0))
 	case "nofinalize":
@@ -217,4 +226,28 @@ func exchange(c *mpi.Comm, n, maxElems int) error {
 		}
 	}
 	return <-errc
+}
+
+// idleBarrier: rank 0 sleeps for d, then joins a Barrier (on the
+// communicator's shared memory when the ranks share a host); the others
+// print the wall and CPU seconds their process used while blocked in it.
+func idleBarrier(c *mpi.Comm, d time.Duration) error {
+	if err := collectives.Barrier(c); err != nil { // sets the region up
+		return err
+	}
+	if c.Rank() == 0 {
+		time.Sleep(d)
+		return collectives.Barrier(c)
+	}
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	c0, w0 := cpu(), time.Now()
+	if err := collectives.Barrier(c); err != nil {
+		return err
+	}
+	fmt.Printf("idlebarrier %d %.3f %.3f\n", c.Rank(), time.Since(w0).Seconds(), (cpu() - c0).Seconds())
+	return nil
 }
