@@ -306,8 +306,8 @@ func allreduceNodeSliced[T mpi.Numeric](k call, h *hierarchy, buf []T, op Op[T],
 		return rerr
 	}
 	sn.post(seqC, desc(seqC, err != nil))
-	if werr := sn.awaitAll(seqC, desc(seqC, false)); err == nil {
-		err = werr
+	if err == nil { // after a failure the others may be elsewhere: do not wait
+		err = sn.awaitAll(seqC, desc(seqC, false))
 	}
 	runtime.KeepAlive(buf)
 	runtime.KeepAlive(sn)

@@ -239,7 +239,8 @@ func shmBcastCMA[T mpi.Numeric](s *shmColl, buf []T, root int) error {
 // seq1 publishes the address of each rank's source buffer src; each rank
 // then calls read(j, addr) for every other rank j once j has posted; call
 // seq2 says "done reading", and nobody returns (releasing src) before
-// every rank has said it.
+// every rank has said it; a rank whose part failed posts a failure at
+// seq2 instead, which the others report, and returns at once.
 func shmExchangeCMA(s *shmColl, kind, typ, count int, src []byte, read func(j int, addr uintptr) error) error {
 	seq1, seq2 := s.next(), s.next()
 	d1, d2 := shmDesc(seq1, kind, typ, 0, count), shmDesc(seq2, kind, typ, 0, count)
@@ -260,10 +261,14 @@ func shmExchangeCMA(s *shmColl, kind, typ, count int, src []byte, read func(j in
 	if rerr := s.reserve(seq2); rerr != nil {
 		return rerr
 	}
-	s.post(seq2, d2)
-	if werr := s.awaitAll(seq2, d2); err == nil {
-		err = werr
+	if err != nil {
+		// The others may be in another call altogether (a mismatch):
+		// waiting for their "done" could hang. They see the failure.
+		s.post(seq2, shmDesc(seq2, shmFailed, typ, 0, count))
+		return err
 	}
+	s.post(seq2, d2)
+	err = s.awaitAll(seq2, d2)
 	runtime.KeepAlive(src)
 	runtime.KeepAlive(s)
 	return err

@@ -50,7 +50,6 @@ const sharedHdr = 128
 // Methods are safe for concurrent use.
 type SharedMem struct {
 	c      *Comm
-	mem    []byte
 	data   []byte
 	inproc bool // ranks are goroutines of one process: wait through the Go scheduler
 	yield  bool // the host is oversubscribed: yield the CPU at once when waiting
@@ -91,8 +90,8 @@ func (c *Comm) SharesMemory() bool {
 // Free.
 func (m *SharedMem) Bytes() []byte { return m.data }
 
-func (m *SharedMem) sleepers() *uint32 { return (*uint32)(unsafe.Pointer(&m.mem[0])) }
-func (m *SharedMem) bell() *uint32     { return (*uint32)(unsafe.Pointer(&m.mem[4])) }
+func (m *SharedMem) sleepers() *uint32 { return (*uint32)(unsafe.Pointer(&m.st.mem[0])) }
+func (m *SharedMem) bell() *uint32     { return (*uint32)(unsafe.Pointer(&m.st.mem[4])) }
 
 // Wake wakes the ranks sleeping in WaitUntil on this region so that they
 // check their condition again. Call it after publishing what they may be
@@ -181,11 +180,8 @@ func (m *SharedMem) trouble() error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.aborted != nil {
-		return e.aborted
-	}
 	for i := range m.c.size {
-		if err := e.lost[m.c.toWorld(i)]; err != nil {
+		if err := e.failedLocked(m.c.toWorld(i)); err != nil {
 			return err
 		}
 	}

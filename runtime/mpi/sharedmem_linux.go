@@ -57,7 +57,7 @@ func (c *Comm) AllocShared(size int) (*SharedMem, error) {
 	}
 	w := c.w
 	st := &mapping{mem: mem}
-	m := &SharedMem{c: c, mem: mem, data: mem[sharedHdr : sharedHdr+size : sharedHdr+size],
+	m := &SharedMem{c: c, data: mem[sharedHdr : sharedHdr+size : sharedHdr+size],
 		inproc: w.inproc != "", yield: w.oversubscribed, st: st}
 	runtime.AddCleanup(m, func(st *mapping) { _ = st.free() }, st)
 	return m, nil
