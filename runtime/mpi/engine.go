@@ -93,16 +93,28 @@ const (
 	stateDone
 )
 
-// complete records the outcome and wakes the waiter. The engine calls it
-// with engine.mu held, after dropping its own references to r.
-func (r *request) complete(st Status, err error) {
-	r.status = st
+// complete records err (nil: success, with r.status already set) and
+// wakes the waiter. The engine calls it with engine.mu held, after dropping
+// its own references to r.
+func (r *request) complete(err error) {
 	if err != nil {
 		r.err = r.comm.errorf(r.op, r.peer, r.tag, err)
 	}
 	if r.state.Swap(stateDone) == stateParked {
 		r.done <- struct{}{}
 	}
+}
+
+// completeStatus completes r with status st and err.
+func (r *request) completeStatus(st Status, err error) {
+	r.status = st
+	r.complete(err)
+}
+
+// fail completes r with err and an empty status.
+func (r *request) fail(err error) {
+	r.status = Status{}
+	r.complete(err)
 }
 
 func (r *request) isDone() bool { return r.state.Load() == stateDone }
@@ -174,16 +186,38 @@ func envelopeMatches(p, env match.Envelope) bool {
 }
 
 // statusOf builds the status of h as seen from communicator c.
-func statusOf(c *Comm, h transport.Header) Status {
-	n := int(h.Len) / sizeOfCode(h.Type)
+func statusOf(c *Comm, h *transport.Header) Status {
+	n := int(h.Len >> codeShift[h.Type])
 	if h.Type == typeValue {
 		n = 1
 	}
 	return Status{Source: c.fromWorld(int(h.Src)), Tag: int(h.Tag), Count: n, bytes: int(h.Len), typ: h.Type}
 }
 
+// completeWith completes r with the status of the message h that landed in
+// it: statusOf written in place, for the small-message path.
+func (r *request) completeWith(h *transport.Header) {
+	st := &r.status
+	st.Source = r.comm.fromWorld(int(h.Src))
+	st.Tag = int(h.Tag)
+	st.Count = int(h.Len >> codeShift[h.Type])
+	if h.Type == typeValue {
+		st.Count = 1
+	}
+	st.bytes, st.typ = int(h.Len), h.Type
+	r.complete(nil)
+}
+
 // check reports why a message with header h cannot land in r, or nil.
-func (r *request) check(h transport.Header) error {
+func (r *request) check(h *transport.Header) error {
+	if !r.value && h.Type == r.typ && int(h.Len) <= len(r.buf) {
+		return nil // the common case, in one test
+	}
+	return r.mismatch(h)
+}
+
+// mismatch is check's slow path: the reason, if any.
+func (r *request) mismatch(h *transport.Header) error {
 	if r.value {
 		if h.Type != typeValue {
 			return fmt.Errorf("%w: message holds %s elements, receive expects a Go value (use Recv)", ErrType, typeName(h.Type))
@@ -207,7 +241,7 @@ func (e *engine) Buffer(h transport.Header) []byte {
 	defer e.mu.Unlock()
 	env := match.Envelope{Context: h.Context, Source: h.Src, Tag: h.Tag}
 	if r, ok := e.q.Match(env); ok {
-		dst, ok := e.accept(r, h)
+		dst, ok := e.accept(r, &h)
 		if !ok {
 			return make([]byte, h.Len) // drained and dropped
 		}
@@ -240,25 +274,33 @@ func (e *engine) unexpected(env match.Envelope, h transport.Header) *message {
 
 // DeliverFrame implements transport.FrameSink: the whole of a frame in one
 // call, under one lock, for transports that hold its payload in memory.
+// It is the small-message path: h is handled through a pointer and the
+// status is written in place, since copies of the header and status were a
+// good part of its cost.
 func (e *engine) DeliverFrame(h transport.Header, payload []byte) {
 	if h.Kind != transport.KindData {
 		e.Deliver(h, nil)
 		return
 	}
+	e.deliverFrame(&h, payload)
+}
+
+func (e *engine) deliverFrame(h *transport.Header, payload []byte) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	env := match.Envelope{Context: h.Context, Source: h.Src, Tag: h.Tag}
 	r, ok := e.q.Match(env)
 	if !ok {
-		msg := e.unexpected(env, h)
+		msg := e.unexpected(env, *h)
 		copy(msg.data, payload)
 		msg.complete = true
+		e.mu.Unlock()
 		return
 	}
 	if dst, ok := e.accept(r, h); ok {
 		copy(dst, payload)
-		r.complete(statusOf(r.comm, h), nil)
+		r.completeWith(h)
 	}
+	e.mu.Unlock()
 }
 
 // accept takes the message with header h into receive r, which matched it:
@@ -266,10 +308,12 @@ func (e *engine) DeliverFrame(h transport.Header, payload []byte) {
 // (r's buffer, or for a value receive new memory r owns). If the message
 // cannot land in r, it completes r with the reason and returns false.
 // e.mu is held.
-func (e *engine) accept(r *request, h transport.Header) ([]byte, bool) {
-	e.acknowledge(h)
+func (e *engine) accept(r *request, h *transport.Header) ([]byte, bool) {
+	if h.Flags&transport.FlagSync != 0 {
+		e.acknowledge(*h)
+	}
 	if err := r.check(h); err != nil {
-		r.complete(Status{}, err)
+		r.fail(err)
 		return nil, false
 	}
 	if r.value {
@@ -287,7 +331,7 @@ func (e *engine) Deliver(h transport.Header, buf []byte) {
 	case transport.KindAck:
 		if r, ok := e.syncs[h.Seq]; ok {
 			delete(e.syncs, h.Seq)
-			r.complete(Status{Source: r.peer, Tag: r.tag}, nil)
+			r.completeStatus(Status{Source: r.peer, Tag: r.tag}, nil)
 		}
 		return
 	case transport.KindData:
@@ -301,7 +345,7 @@ func (e *engine) Deliver(h transport.Header, buf []byte) {
 	e.inflight[h.Src] = slot{}
 	switch {
 	case s.req != nil:
-		s.req.complete(statusOf(s.req.comm, h), nil)
+		s.req.completeStatus(statusOf(s.req.comm, &h), nil)
 	case s.msg != nil:
 		m := s.msg
 		m.complete = true
@@ -318,14 +362,14 @@ func (e *engine) fill(r *request, m *message) {
 	switch {
 	case m.discard || r == nil:
 	case m.err != nil:
-		r.complete(Status{}, m.err)
+		r.fail(m.err)
 	case r.value:
 		r.data = m.data
 		m.buf, m.big = nil, nil // the request owns that memory now
-		r.complete(statusOf(r.comm, m.h), nil)
+		r.completeStatus(statusOf(r.comm, &m.h), nil)
 	default:
 		copy(r.buf, m.data)
-		r.complete(statusOf(r.comm, m.h), nil)
+		r.completeStatus(statusOf(r.comm, &m.h), nil)
 	}
 	e.putMessage(m)
 }
@@ -379,30 +423,30 @@ func (e *engine) loseLocked(rank int, err error) {
 	for _, r := range e.q.RemovePosted(func(p match.Envelope, _ *request) bool {
 		return p.Source == src || p.Source == match.Any
 	}) {
-		r.complete(Status{}, err)
+		r.fail(err)
 	}
 	s := e.inflight[rank]
 	e.inflight[rank] = slot{}
 	if s.req != nil {
-		s.req.complete(Status{}, err)
+		s.req.fail(err)
 	}
 	if s.msg != nil {
 		s.msg.err = err
 		if s.msg.waiter != nil {
-			s.msg.waiter.complete(Status{}, err)
+			s.msg.waiter.fail(err)
 			s.msg.discard = true
 		}
 	}
 	for seq, r := range e.syncs {
 		if r.dst == src {
 			delete(e.syncs, seq)
-			r.complete(Status{}, err)
+			r.fail(err)
 		}
 	}
 	kept := e.probes[:0]
 	for _, p := range e.probes {
 		if p.pattern.Source == src || p.pattern.Source == match.Any {
-			p.complete(Status{}, err)
+			p.fail(err)
 		} else {
 			kept = append(kept, p)
 		}
@@ -420,20 +464,20 @@ func (e *engine) abort(err error) {
 	e.aborted = err
 	e.trouble.Store(true)
 	for _, r := range e.q.RemovePosted(func(match.Envelope, *request) bool { return true }) {
-		r.complete(Status{}, err)
+		r.fail(err)
 	}
 	for i, s := range e.inflight {
 		if s.req != nil {
-			s.req.complete(Status{}, err)
+			s.req.fail(err)
 			e.inflight[i] = slot{}
 		}
 	}
 	for seq, r := range e.syncs {
 		delete(e.syncs, seq)
-		r.complete(Status{}, err)
+		r.fail(err)
 	}
 	for _, p := range e.probes {
-		p.complete(Status{}, err)
+		p.fail(err)
 	}
 	e.probes = nil
 }
@@ -483,13 +527,13 @@ func (e *engine) post(r *request) {
 	if !ok {
 		if err := e.failedLocked(r.pattern.Source); err != nil {
 			e.q.Cancel(r)
-			r.complete(Status{}, err)
+			r.fail(err)
 		}
 		return
 	}
 	e.acknowledge(m.h)
-	if err := r.check(m.h); err != nil {
-		r.complete(Status{}, err)
+	if err := r.check(&m.h); err != nil {
+		r.fail(err)
 		if m.complete || m.err != nil {
 			e.putMessage(m)
 		} else {
@@ -506,11 +550,11 @@ func (e *engine) post(r *request) {
 
 func (e *engine) probeLocked(r *request) {
 	if m, _, ok := e.q.Probe(r.pattern); ok {
-		r.complete(statusOf(r.comm, m.h), nil)
+		r.completeStatus(statusOf(r.comm, &m.h), nil)
 		return
 	}
 	if err := e.failedLocked(r.pattern.Source); err != nil {
-		r.complete(Status{}, err)
+		r.fail(err)
 		return
 	}
 	e.probes = append(e.probes, r)
@@ -521,7 +565,7 @@ func (e *engine) iprobe(c *Comm, p match.Envelope) (Status, bool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if m, _, ok := e.q.Probe(p); ok {
-		return statusOf(c, m.h), true, nil
+		return statusOf(c, &m.h), true, nil
 	}
 	return Status{}, false, e.failedLocked(p.Source)
 }
@@ -533,7 +577,7 @@ func (e *engine) wakeProbes(env match.Envelope, h transport.Header) {
 	kept := e.probes[:0]
 	for _, p := range e.probes {
 		if envelopeMatches(p.pattern, env) {
-			p.complete(statusOf(p.comm, h), nil)
+			p.completeStatus(statusOf(p.comm, &h), nil)
 		} else {
 			kept = append(kept, p)
 		}
@@ -549,14 +593,14 @@ func (e *engine) cancel(r *request, err error) bool {
 		for i, p := range e.probes {
 			if p == r {
 				e.probes = append(e.probes[:i], e.probes[i+1:]...)
-				r.complete(Status{}, err)
+				r.fail(err)
 				return true
 			}
 		}
 		return false
 	}
 	if e.q.Cancel(r) {
-		r.complete(Status{}, err)
+		r.fail(err)
 		return true
 	}
 	return false
@@ -564,9 +608,9 @@ func (e *engine) cancel(r *request, err error) bool {
 
 // send sends one data frame. For a synchronous send it returns the request
 // that completes when the receiver matched the message; otherwise nil.
-func (e *engine) send(h transport.Header, payload []byte, sync *request) error {
+func (e *engine) send(h *transport.Header, payload []byte, sync *request) error {
 	if sync == nil && !e.trouble.Load() {
-		return e.w.route(int(h.Dst)).Send(h, payload)
+		return e.w.route(int(h.Dst)).Send(*h, payload)
 	}
 	e.mu.Lock()
 	if err := e.failedLocked(h.Dst); err != nil {
@@ -581,7 +625,7 @@ func (e *engine) send(h transport.Header, payload []byte, sync *request) error {
 		e.syncs[h.Seq] = sync
 	}
 	e.mu.Unlock()
-	err := e.w.route(int(h.Dst)).Send(h, payload)
+	err := e.w.route(int(h.Dst)).Send(*h, payload)
 	if err != nil && sync != nil {
 		e.mu.Lock()
 		delete(e.syncs, h.Seq)

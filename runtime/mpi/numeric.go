@@ -19,8 +19,25 @@ type Numeric interface {
 const typeValue uint8 = 0xff
 
 // typeCode returns the wire code for T: its reflect.Kind, whose numbering is
-// part of Go's compatibility promise.
+// part of Go's compatibility promise. The type switch answers the unnamed
+// types without reflection (it is on every message's path); named types
+// take the reflect path.
 func typeCode[T Numeric]() uint8 {
+	var z T
+	switch any(z).(type) {
+	case float64:
+		return uint8(reflect.Float64)
+	case byte:
+		return uint8(reflect.Uint8)
+	case int:
+		return uint8(reflect.Int)
+	case int32:
+		return uint8(reflect.Int32)
+	case int64:
+		return uint8(reflect.Int64)
+	case float32:
+		return uint8(reflect.Float32)
+	}
 	return uint8(reflect.TypeFor[T]().Kind())
 }
 
@@ -56,6 +73,17 @@ func sizeOfCode(code uint8) int {
 	}
 	return 1
 }
+
+// codeShift[code] is log2(sizeOfCode(code)): element counts of a payload are
+// a shift away, not a division, on every received message.
+var codeShift = func() (t [256]uint8) {
+	for c := range t {
+		for sz := sizeOfCode(uint8(c)); sz > 1; sz >>= 1 {
+			t[c]++
+		}
+	}
+	return t
+}()
 
 // asBytes returns the memory of buf as a byte slice, without copying.
 //

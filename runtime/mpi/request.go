@@ -196,7 +196,7 @@ func Start(c *Comm, fn func() error) *Request {
 	w.started.Add(1)
 	go func() { // exits when fn returns; joined by world.close
 		defer w.started.Done()
-		r.complete(Status{}, fn())
+		r.fail(fn())
 	}()
 	return &Request{r: r}
 }

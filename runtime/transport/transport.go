@@ -113,6 +113,7 @@ func ParseHeader(b []byte) (Header, error) {
 	if len(b) < HeaderSize {
 		return Header{}, fmt.Errorf("%w: %d bytes, need %d", ErrBadHeader, len(b), HeaderSize)
 	}
+	b = b[:HeaderSize] // one bounds check for the loads below
 	h := Header{
 		Kind:    Kind(b[0]),
 		Flags:   b[1],
@@ -124,17 +125,24 @@ func ParseHeader(b []byte) (Header, error) {
 		Seq:     binary.LittleEndian.Uint64(b[20:]),
 		Len:     binary.LittleEndian.Uint32(b[28:]),
 	}
-	switch {
-	case h.Kind == 0 || h.Kind > kindMax:
-		return Header{}, fmt.Errorf("%w: unknown kind %d", ErrBadHeader, b[0])
-	case b[3] != 0:
-		return Header{}, fmt.Errorf("%w: reserved byte is %d", ErrBadHeader, b[3])
-	case h.Src < 0 || h.Dst < 0:
-		return Header{}, fmt.Errorf("%w: negative rank (src %d, dst %d)", ErrBadHeader, h.Src, h.Dst)
-	case h.Kind != KindData && h.Len != 0:
-		return Header{}, fmt.Errorf("%w: %s frame with %d payload bytes", ErrBadHeader, h.Kind, h.Len)
+	// One test on the hot path; badHeader says which rule failed.
+	if h.Kind-1 >= kindMax || b[3] != 0 || h.Src|h.Dst < 0 || (h.Kind != KindData && h.Len != 0) {
+		return Header{}, badHeader(h, b[3])
 	}
 	return h, nil
+}
+
+// badHeader explains why ParseHeader rejected h (with reserved byte res).
+func badHeader(h Header, res byte) error {
+	switch {
+	case h.Kind == 0 || h.Kind > kindMax:
+		return fmt.Errorf("%w: unknown kind %d", ErrBadHeader, h.Kind)
+	case res != 0:
+		return fmt.Errorf("%w: reserved byte is %d", ErrBadHeader, res)
+	case h.Src < 0 || h.Dst < 0:
+		return fmt.Errorf("%w: negative rank (src %d, dst %d)", ErrBadHeader, h.Src, h.Dst)
+	}
+	return fmt.Errorf("%w: %s frame with %d payload bytes", ErrBadHeader, h.Kind, h.Len)
 }
 
 // CheckSend reports why the frame h with payload must not be sent by the
