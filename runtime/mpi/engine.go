@@ -610,6 +610,9 @@ func (e *engine) cancel(r *request, err error) bool {
 // that completes when the receiver matched the message; otherwise nil.
 func (e *engine) send(h *transport.Header, payload []byte, sync *request) error {
 	if sync == nil && !e.trouble.Load() {
+		if sh := e.w.shmRoutes; sh != nil && sh[h.Dst] != nil {
+			return sh[h.Dst].SendHeader(h, payload)
+		}
 		return e.w.route(int(h.Dst)).Send(*h, payload)
 	}
 	e.mu.Lock()

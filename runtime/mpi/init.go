@@ -20,6 +20,7 @@ import (
 	"github.com/gorun-hpc/gorun/runtime/transport"
 	"github.com/gorun-hpc/gorun/runtime/transport/inproc"
 	"github.com/gorun-hpc/gorun/runtime/transport/loopback"
+	"github.com/gorun-hpc/gorun/runtime/transport/shm"
 	"github.com/gorun-hpc/gorun/runtime/transport/tcp"
 )
 
@@ -83,6 +84,7 @@ type world struct {
 
 	eng       *engine
 	routes    []transport.Endpoint // by world rank
+	shmRoutes []*shm.Endpoint      // by world rank: routes[r] when it is shared memory, else nil
 	via       []string             // by world rank: the transport's name, for GORUN_DEBUG=routes
 	endpoints []transport.Endpoint // every endpoint, for Close
 	pollers   []transport.Poller   // endpoints waiters poll; fixed after Init

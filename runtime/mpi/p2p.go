@@ -174,15 +174,12 @@ func (c *Comm) header(h *transport.Header, op string, b []byte, typ uint8, dst, 
 			return false, c.errorf(op, dst, tag, fmt.Errorf("%w: %d bytes is more than one message can carry (%d)", ErrCount, len(b), uint64(transport.MaxPayload)))
 		}
 	}
-	*h = transport.Header{
-		Kind:    transport.KindData,
-		Type:    typ,
-		Context: c.ctx,
-		Src:     int32(c.w.rank),
-		Dst:     c.toWorld(dst),
-		Tag:     int32(tag),
-		Len:     uint32(len(b)),
-	}
+	// Field by field: a composite literal is built in a temporary and
+	// copied with wide loads that stall on the narrow stores just made.
+	h.Kind, h.Type = transport.KindData, typ
+	h.Context = c.ctx
+	h.Src, h.Dst, h.Tag = int32(c.w.rank), c.toWorld(dst), int32(tag)
+	h.Len = uint32(len(b))
 	return true, nil
 }
 

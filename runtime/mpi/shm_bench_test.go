@@ -30,6 +30,7 @@ func shmPair(tb testing.TB) [2]*world {
 		}
 		w.addEndpoint(ep)
 		w.setRoutes(ep, "shm", nil)
+		w.setShmRoutes(ep)
 		ws[r], eps[r] = w, ep
 		tb.Cleanup(w.close)
 	}

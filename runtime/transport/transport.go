@@ -110,30 +110,35 @@ var ErrBadHeader = errors.New("transport: bad frame header")
 // ranks, and control frames that claim a payload. It reads bytes from the
 // network, so it trusts nothing.
 func ParseHeader(b []byte) (Header, error) {
+	var h Header
+	err := h.Decode(b)
+	return h, err
+}
+
+// Decode is ParseHeader into h, which it overwrites (and leaves undefined on
+// error). Transports decode into memory of their own on the hot path: it
+// saves copying the Header through a temporary.
+func (h *Header) Decode(b []byte) error {
 	if len(b) < HeaderSize {
-		return Header{}, fmt.Errorf("%w: %d bytes, need %d", ErrBadHeader, len(b), HeaderSize)
+		return fmt.Errorf("%w: %d bytes, need %d", ErrBadHeader, len(b), HeaderSize)
 	}
 	b = b[:HeaderSize] // one bounds check for the loads below
-	h := Header{
-		Kind:    Kind(b[0]),
-		Flags:   b[1],
-		Type:    b[2],
-		Context: binary.LittleEndian.Uint32(b[4:]),
-		Src:     int32(binary.LittleEndian.Uint32(b[8:])),
-		Dst:     int32(binary.LittleEndian.Uint32(b[12:])),
-		Tag:     int32(binary.LittleEndian.Uint32(b[16:])),
-		Seq:     binary.LittleEndian.Uint64(b[20:]),
-		Len:     binary.LittleEndian.Uint32(b[28:]),
-	}
+	h.Kind, h.Flags, h.Type = Kind(b[0]), b[1], b[2]
+	h.Context = binary.LittleEndian.Uint32(b[4:])
+	h.Src = int32(binary.LittleEndian.Uint32(b[8:]))
+	h.Dst = int32(binary.LittleEndian.Uint32(b[12:]))
+	h.Tag = int32(binary.LittleEndian.Uint32(b[16:]))
+	h.Seq = binary.LittleEndian.Uint64(b[20:])
+	h.Len = binary.LittleEndian.Uint32(b[28:])
 	// One test on the hot path; badHeader says which rule failed.
 	if h.Kind-1 >= kindMax || b[3] != 0 || h.Src|h.Dst < 0 || (h.Kind != KindData && h.Len != 0) {
-		return Header{}, badHeader(h, b[3])
+		return badHeader(h, b[3])
 	}
-	return h, nil
+	return nil
 }
 
 // badHeader explains why ParseHeader rejected h (with reserved byte res).
-func badHeader(h Header, res byte) error {
+func badHeader(h *Header, res byte) error {
 	switch {
 	case h.Kind == 0 || h.Kind > kindMax:
 		return fmt.Errorf("%w: unknown kind %d", ErrBadHeader, h.Kind)
@@ -150,7 +155,7 @@ func badHeader(h Header, res byte) error {
 // must match, only data and ack frames go through Send (Close sends Bye),
 // acks carry nothing, and the source is the endpoint's own rank. Errors
 // have no package prefix; the transport adds its own.
-func CheckSend(src int, h Header, payload []byte) error {
+func CheckSend(src int, h *Header, payload []byte) error {
 	switch {
 	case uint64(len(payload)) > MaxPayload:
 		return fmt.Errorf("%d-byte payload: %w", len(payload), ErrTooLarge)

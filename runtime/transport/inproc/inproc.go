@@ -279,7 +279,7 @@ func (e *Endpoint) Close() error {
 
 // validate checks a frame before it is sent.
 func (e *Endpoint) validate(h transport.Header, payload []byte) error {
-	if err := transport.CheckSend(e.rank, h, payload); err != nil {
+	if err := transport.CheckSend(e.rank, &h, payload); err != nil {
 		return fmt.Errorf("inproc: %w", err)
 	}
 	if int(h.Dst) >= len(e.hub.slots) {

@@ -126,7 +126,7 @@ func (e *Endpoint) Close() error {
 
 // validate checks a frame before it is sent.
 func validate(rank int, h transport.Header, payload []byte) error {
-	if err := transport.CheckSend(rank, h, payload); err != nil {
+	if err := transport.CheckSend(rank, &h, payload); err != nil {
 		return fmt.Errorf("loopback: %w", err)
 	}
 	if int(h.Dst) != rank {

@@ -617,7 +617,7 @@ func (e *Endpoint) errClosed() error {
 }
 
 // validate checks a frame before it is sent.
-func (e *Endpoint) validate(h transport.Header, payload []byte) error {
+func (e *Endpoint) validate(h *transport.Header, payload []byte) error {
 	if err := transport.CheckSend(e.rank, h, payload); err != nil {
 		return fmt.Errorf("shm: %w", err)
 	}
@@ -639,6 +639,14 @@ func (e *Endpoint) validate(h transport.Header, payload []byte) error {
 // when the destination closed or its process is gone. Send never waits on a
 // dead peer.
 func (e *Endpoint) Send(h transport.Header, payload []byte) error {
+	return e.SendHeader(&h, payload)
+}
+
+// SendHeader is Send with the header passed by pointer; it does not keep
+// h. Package mpi calls it directly on its small-message path: through the
+// Endpoint interface the header is copied on the stack, and that copy
+// stalls on the stores that just wrote it.
+func (e *Endpoint) SendHeader(h *transport.Header, payload []byte) error {
 	if err := e.validate(h, payload); err != nil {
 		return err
 	}
@@ -663,14 +671,14 @@ func (e *Endpoint) Send(h transport.Header, payload []byte) error {
 	}
 	switch {
 	case len(payload) <= e.eager:
-		return e.putFrame(o, recFrame, &h, payload)
+		return e.putFrame(o, recFrame, h, payload)
 	case e.noCMA.Load():
-		if err := e.putFrame(o, recBegin, &h, nil); err != nil {
+		if err := e.putFrame(o, recBegin, h, nil); err != nil {
 			return err
 		}
 		return e.sendChunks(o, payload)
 	}
-	return e.sendCMA(o, &h, payload)
+	return e.sendCMA(o, h, payload)
 }
 
 // usable returns the error that stops Sends to p, or nil.
@@ -1143,7 +1151,7 @@ func (e *Endpoint) drainRecords(r *inRing, max int) int {
 			err     error
 		)
 		if typ != recChunk {
-			h, err = transport.ParseHeader(r.data[pos+recHdrSize : pos+recHdrSize+transport.HeaderSize])
+			err = h.Decode(r.data[pos+recHdrSize : pos+recHdrSize+transport.HeaderSize])
 			if err == nil && (int(h.Src) != r.p.rank || int(h.Dst) != e.rank) {
 				err = fmt.Errorf("frame from rank %d to rank %d", h.Src, h.Dst)
 			}

@@ -646,7 +646,7 @@ func (e *Endpoint) lost(rank int, err error) {
 
 // validate checks a frame before it is sent.
 func (e *Endpoint) validate(h transport.Header, payload []byte) error {
-	if err := transport.CheckSend(e.rank, h, payload); err != nil {
+	if err := transport.CheckSend(e.rank, &h, payload); err != nil {
 		return fmt.Errorf("tcp: %w", err)
 	}
 	return nil
