@@ -41,7 +41,9 @@ func (w *world) wait(r *request) {
 		sp := spinner{yield: w.oversubscribed}
 		for {
 			for _, p := range w.pollers {
-				p.Poll()
+				if p.Poll() && r.isDone() {
+					return // skip the other pollers: the reply is on the critical path
+				}
 			}
 			if r.isDone() {
 				return
