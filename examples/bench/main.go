@@ -12,8 +12,9 @@
 //
 // Rank 0 prints the results. Set GORUN_TRANSPORT=tcp to force TCP between
 // ranks of one host; BENCH_CPUPROFILE=PREFIX writes a CPU profile of each
-// rank to PREFIX.rankN; BENCH_SIZES=8,4096 limits latency and bw to those
-// sizes. See README.md and compare.sh.
+// rank to PREFIX.rankN, BENCH_TRACE=PREFIX a Go execution trace;
+// BENCH_SIZES=8,4096 limits latency and bw to those sizes. See README.md
+// and compare.sh.
 package main
 
 import (
@@ -25,6 +26,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 
@@ -211,22 +213,39 @@ func main() {
 }
 
 // profile starts a CPU profile of this rank when BENCH_CPUPROFILE is set,
-// written to $BENCH_CPUPROFILE.rankN; the returned func stops it.
+// written to $BENCH_CPUPROFILE.rankN, and a Go execution trace when
+// BENCH_TRACE is set, written to $BENCH_TRACE.rankN (go tool trace shows
+// where a slow run waited); the returned func stops both.
 func profile(rank int) (func(), error) {
-	prefix := os.Getenv("BENCH_CPUPROFILE")
-	if prefix == "" {
-		return func() {}, nil
+	var stops []func()
+	stop := func() {
+		for _, f := range stops {
+			f()
+		}
 	}
-	f, err := os.Create(fmt.Sprintf("%s.rank%d", prefix, rank))
-	if err != nil {
-		return nil, fmt.Errorf("cpu profile: %w", err)
+	if prefix := os.Getenv("BENCH_CPUPROFILE"); prefix != "" {
+		f, err := os.Create(fmt.Sprintf("%s.rank%d", prefix, rank))
+		if err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("cpu profile: %w", err)
+	if prefix := os.Getenv("BENCH_TRACE"); prefix != "" {
+		f, err := os.Create(fmt.Sprintf("%s.rank%d", prefix, rank))
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("trace: %w", err)
+		}
+		if err := trace.Start(f); err != nil {
+			f.Close()
+			stop()
+			return nil, fmt.Errorf("trace: %w", err)
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
 	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}, nil
+	return stop, nil
 }
