@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -632,6 +633,51 @@ func TestLargeUnexpected(t *testing.T) {
 		}
 		if v != want {
 			return fmt.Errorf("the %d-byte value changed after later messages arrived", len(v))
+		}
+		return nil
+	})
+}
+
+// TestArgumentBoundaries checks the edges of the one-branch argument tests
+// on the send and receive paths: every value just outside the valid range
+// is refused with the right error, every value just inside is accepted,
+// and the wildcards are accepted only where MPI allows them.
+func TestArgumentBoundaries(t *testing.T) {
+	mpitest.Run(t, 2, func(c *mpi.Comm) error {
+		size := c.Size()
+		for _, dst := range []int{size, size + 1, -3, mpi.AnySource, math.MinInt, math.MaxInt} {
+			if err := mpi.Send(c, []int{1}, dst, 0); !errors.Is(err, mpi.ErrRank) {
+				return fmt.Errorf("send to %d: %v; want ErrRank", dst, err)
+			}
+			if dst == mpi.AnySource {
+				continue
+			}
+			// Irecv: a receive wrongly accepted would block in Recv.
+			if _, err := mpi.Irecv(c, []int{1}, dst, 0); !errors.Is(err, mpi.ErrRank) {
+				return fmt.Errorf("irecv from %d: %v; want ErrRank", dst, err)
+			}
+		}
+		for _, tag := range []int{-2, mpi.MaxTag + 1, math.MinInt, math.MaxInt} {
+			if err := mpi.Send(c, []int{1}, 0, tag); !errors.Is(err, mpi.ErrTag) {
+				return fmt.Errorf("send tag %d: %v; want ErrTag", tag, err)
+			}
+			if _, err := mpi.Irecv(c, []int{1}, 0, tag); !errors.Is(err, mpi.ErrTag) {
+				return fmt.Errorf("irecv tag %d: %v; want ErrTag", tag, err)
+			}
+		}
+		// Inside the edges: the highest rank and tag, and both wildcards.
+		me, last := c.Rank(), size-1
+		if err := mpi.Send(c, []int{7}, last, mpi.MaxTag); err != nil {
+			return fmt.Errorf("send to rank %d with MaxTag: %v", last, err)
+		}
+		if me == last {
+			buf := []int{0}
+			for range size {
+				st, err := mpi.Recv(c, buf, mpi.AnySource, mpi.AnyTag)
+				if err != nil || buf[0] != 7 || st.Tag != mpi.MaxTag {
+					return fmt.Errorf("recv any/any = %+v %v, %v; want 7 with MaxTag", st, buf, err)
+				}
+			}
 		}
 		return nil
 	})
