@@ -42,6 +42,13 @@ type request struct {
 type requestCache struct {
 	mu   sync.Mutex
 	free []*request
+
+	// hot holds the request of the last blocking receive (see stash), not
+	// yet cleared: the next newRequest takes and clears it, so that the
+	// clearing happens before a receive starts waiting rather than between
+	// its completion and the caller's next send. It keeps that receive's
+	// buffer reachable until then.
+	hot atomic.Pointer[request]
 }
 
 // maxFreeRequests caps a world's free list.
@@ -50,19 +57,33 @@ const maxFreeRequests = 4096
 // newRequest returns a request ready for one operation.
 func newRequest(c *Comm, op string, peer, tag int) *request {
 	rc := &c.w.requests
-	rc.mu.Lock()
-	var r *request
-	if n := len(rc.free); n > 0 {
-		r = rc.free[n-1]
-		rc.free[n-1] = nil
-		rc.free = rc.free[:n-1]
-	}
-	rc.mu.Unlock()
-	if r == nil {
-		r = &request{done: make(chan struct{}, 1)}
+	r := rc.hot.Swap(nil)
+	if r != nil {
+		r.clear()
+	} else {
+		rc.mu.Lock()
+		if n := len(rc.free); n > 0 {
+			r = rc.free[n-1]
+			rc.free[n-1] = nil
+			rc.free = rc.free[:n-1]
+		}
+		rc.mu.Unlock()
+		if r == nil {
+			r = &request{done: make(chan struct{}, 1)}
+		}
 	}
 	r.comm, r.op, r.peer, r.tag = c, op, peer, tag
 	return r
+}
+
+// clear readies a completed request for reuse: it drops an unconsumed
+// token and every field but the channel.
+func (r *request) clear() {
+	done := r.done
+	if len(done) > 0 {
+		<-done
+	}
+	*r = request{done: done}
 }
 
 // release returns a completed request to its world's free list. Only the
@@ -70,16 +91,21 @@ func newRequest(c *Comm, op string, peer, tag int) *request {
 // the outcome.
 func (r *request) release() {
 	rc := &r.comm.w.requests
-	done := r.done
-	if len(done) > 0 { // drop an unconsumed token
-		<-done
-	}
-	*r = request{done: done}
+	r.clear()
 	rc.mu.Lock()
 	if len(rc.free) < maxFreeRequests {
 		rc.free = append(rc.free, r)
 	}
 	rc.mu.Unlock()
+}
+
+// stash is release for the receive path: it parks r, uncleared, in the
+// world's hot slot (the next newRequest clears it), and releases whatever
+// was there. Same rules as release.
+func (r *request) stash() {
+	if old := r.comm.w.requests.hot.Swap(r); old != nil {
+		old.release()
+	}
 }
 
 // Request states. A waiter that spins watches for stateDone and needs no

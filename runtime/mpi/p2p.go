@@ -48,7 +48,7 @@ func Recv[T Numeric](c *Comm, buf []T, src, tag int) (Status, error) {
 	c.w.eng.post(r)
 	c.w.wait(r)
 	st, err := r.status, r.err
-	r.release()
+	r.stash()
 	return st, err
 }
 

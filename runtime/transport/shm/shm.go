@@ -73,6 +73,7 @@ type Endpoint struct {
 	rank    int
 	me      int   // index of rank in local
 	local   []int // world ranks on the host, ascending
+	slot    []int32 // by world rank up to the highest local one: index in local, or -1
 	sink    transport.Sink
 	fsink   transport.FrameSink // sink, when it takes whole frames; else nil
 	dir     string
@@ -382,6 +383,13 @@ func Create(cfg Config) (*Endpoint, error) {
 	e.eager = int(min(int64(eagerLimit), r/4))
 	e.chunk = int(min(r/4, 256<<10))
 	e.peeks = max(0, 8/n-1)
+	e.slot = make([]int32, e.local[n-1]+1)
+	for i := range e.slot {
+		e.slot[i] = -1
+	}
+	for i, rk := range e.local {
+		e.slot[rk] = int32(i)
+	}
 	e.oversub = n > runtime.NumCPU()
 	for i, rk := range e.local {
 		e.peers[i] = &peer{rank: rk, idx: i, pidfd: -1, bellFd: -1, isMe: i == me}
@@ -661,11 +669,10 @@ func (e *Endpoint) SendHeader(h *transport.Header, payload []byte) error {
 	if !e.attached.Load() {
 		return fmt.Errorf("shm: rank %d: Send before Attach", e.rank)
 	}
-	i, ok := slices.BinarySearch(e.local, int(h.Dst))
-	if !ok {
+	if int(h.Dst) >= len(e.slot) || e.slot[h.Dst] < 0 {
 		return fmt.Errorf("shm: rank %d is not on this host (local ranks %v)", h.Dst, e.local)
 	}
-	o := &e.out[i]
+	o := &e.out[e.slot[h.Dst]]
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
