@@ -71,8 +71,8 @@ const maxLocal = 1 << 12
 // An Endpoint implements transport.Endpoint and transport.Poller.
 type Endpoint struct {
 	rank    int
-	me      int   // index of rank in local
-	local   []int // world ranks on the host, ascending
+	me      int     // index of rank in local
+	local   []int   // world ranks on the host, ascending
 	slot    []int32 // by world rank up to the highest local one: index in local, or -1
 	sink    transport.Sink
 	fsink   transport.FrameSink // sink, when it takes whole frames; else nil
