@@ -71,11 +71,14 @@
 // its P (a GOMAXPROCS slot) until sysmon retakes it, up to ~10 ms later —
 // which stalled the goroutines queued behind it, typically the one the last
 // delivery had just woken. For the same reason, a Send that waits (for ring
-// space or for a large message to be read) spins, yielding, and then polls
-// with backoff sleeps of 5 µs doubling to 250 µs on Go timers. When the host
-// runs more local ranks than CPUs the spin yields the CPU itself
-// (sched_yield, for up to 2 ms): the rank that has to read the message may
-// be waiting for this very core.
+// space or for a large message to be read) first polls for 1 ms, with a
+// sched_yield now and then, and then polls with backoff sleeps of 5 µs
+// doubling to 250 µs on Go timers (which often last a millisecond: the
+// runtime waits for timers in epoll). When the host runs more local ranks
+// than CPUs the spin yields the CPU on every round, for up to 2 ms: the
+// rank that has to read the message may be waiting for this very core. The
+// spin never calls runtime.Gosched, which would wake an idle P's thread to
+// look for work on the core the peer needs.
 //
 // Poll lets the engine deliver in its own goroutine. Its fast path takes no
 // lock and makes no atomic read-modify-write: it loads the published head
