@@ -19,25 +19,8 @@ type Numeric interface {
 const typeValue uint8 = 0xff
 
 // typeCode returns the wire code for T: its reflect.Kind, whose numbering is
-// part of Go's compatibility promise. The type switch answers the unnamed
-// types without reflection (it is on every message's path); named types
-// take the reflect path.
+// part of Go's compatibility promise.
 func typeCode[T Numeric]() uint8 {
-	var z T
-	switch any(z).(type) {
-	case float64:
-		return uint8(reflect.Float64)
-	case byte:
-		return uint8(reflect.Uint8)
-	case int:
-		return uint8(reflect.Int)
-	case int32:
-		return uint8(reflect.Int32)
-	case int64:
-		return uint8(reflect.Int64)
-	case float32:
-		return uint8(reflect.Float32)
-	}
 	return uint8(reflect.TypeFor[T]().Kind())
 }
 
