@@ -213,24 +213,28 @@ func envelopeMatches(p, env match.Envelope) bool {
 
 // statusOf builds the status of h as seen from communicator c.
 func statusOf(c *Comm, h *transport.Header) Status {
-	n := int(h.Len >> codeShift[h.Type])
+	var st Status
+	st.fill(c, h)
+	return st
+}
+
+// fill sets s to the status of h as seen from communicator c, in place:
+// the small-message path writes a request's status this way rather than
+// copying one in.
+func (s *Status) fill(c *Comm, h *transport.Header) {
+	s.Source = c.fromWorld(int(h.Src))
+	s.Tag = int(h.Tag)
+	s.Count = int(h.Len >> codeShift[h.Type])
 	if h.Type == typeValue {
-		n = 1
+		s.Count = 1
 	}
-	return Status{Source: c.fromWorld(int(h.Src)), Tag: int(h.Tag), Count: n, bytes: int(h.Len), typ: h.Type}
+	s.bytes, s.typ = int(h.Len), h.Type
 }
 
 // completeWith completes r with the status of the message h that landed in
-// it: statusOf written in place, for the small-message path.
+// it.
 func (r *request) completeWith(h *transport.Header) {
-	st := &r.status
-	st.Source = r.comm.fromWorld(int(h.Src))
-	st.Tag = int(h.Tag)
-	st.Count = int(h.Len >> codeShift[h.Type])
-	if h.Type == typeValue {
-		st.Count = 1
-	}
-	st.bytes, st.typ = int(h.Len), h.Type
+	r.status.fill(r.comm, h)
 	r.complete(nil)
 }
 
