@@ -223,29 +223,29 @@ func profile(rank int) (func(), error) {
 			f()
 		}
 	}
-	if prefix := os.Getenv("BENCH_CPUPROFILE"); prefix != "" {
-		f, err := os.Create(fmt.Sprintf("%s.rank%d", prefix, rank))
-		if err != nil {
-			return nil, fmt.Errorf("cpu profile: %w", err)
+	for _, p := range []struct {
+		env, what string
+		start     func(io.Writer) error
+		end       func()
+	}{
+		{"BENCH_CPUPROFILE", "cpu profile", pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{"BENCH_TRACE", "trace", trace.Start, trace.Stop},
+	} {
+		prefix := os.Getenv(p.env)
+		if prefix == "" {
+			continue
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("cpu profile: %w", err)
-		}
-		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
-	}
-	if prefix := os.Getenv("BENCH_TRACE"); prefix != "" {
 		f, err := os.Create(fmt.Sprintf("%s.rank%d", prefix, rank))
+		if err == nil {
+			if err = p.start(f); err != nil {
+				f.Close()
+			}
+		}
 		if err != nil {
 			stop()
-			return nil, fmt.Errorf("trace: %w", err)
+			return nil, fmt.Errorf("%s: %w", p.what, err)
 		}
-		if err := trace.Start(f); err != nil {
-			f.Close()
-			stop()
-			return nil, fmt.Errorf("trace: %w", err)
-		}
-		stops = append(stops, func() { trace.Stop(); f.Close() })
+		stops = append(stops, func() { p.end(); f.Close() })
 	}
 	return stop, nil
 }

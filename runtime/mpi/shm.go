@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/gorun-hpc/gorun/launcher/rendezvous"
-	"github.com/gorun-hpc/gorun/runtime/transport"
 	"github.com/gorun-hpc/gorun/runtime/transport/shm"
 )
 
@@ -62,18 +61,12 @@ func (w *world) setupShm(ctx context.Context) error {
 			return fmt.Errorf("mpi: shared memory: %w", err)
 		}
 		w.setRoutes(ep, "shm", func(r int) bool { return slices.Contains(local, r) })
-		w.setShmRoutes(ep)
-	}
-	return nil
-}
-
-// setShmRoutes records ep as the concrete route of the peers routes sends
-// to through it, for the small-message path of engine.send.
-func (w *world) setShmRoutes(ep *shm.Endpoint) {
-	w.shmRoutes = make([]*shm.Endpoint, len(w.routes))
-	for r, rt := range w.routes {
-		if rt == transport.Endpoint(ep) {
-			w.shmRoutes[r] = ep
+		w.shmRoutes = make([]*shm.Endpoint, w.size)
+		for _, r := range local {
+			if r != w.rank {
+				w.shmRoutes[r] = ep
+			}
 		}
 	}
+	return nil
 }

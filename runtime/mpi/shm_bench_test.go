@@ -30,7 +30,8 @@ func shmPair(tb testing.TB) [2]*world {
 		}
 		w.addEndpoint(ep)
 		w.setRoutes(ep, "shm", nil)
-		w.setShmRoutes(ep)
+		w.shmRoutes = []*shm.Endpoint{0: ep, 1: ep}
+		w.shmRoutes[r] = nil
 		ws[r], eps[r] = w, ep
 		tb.Cleanup(w.close)
 	}
