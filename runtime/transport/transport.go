@@ -255,6 +255,19 @@ type FrameSink interface {
 	DeliverFrame(h Header, payload []byte)
 }
 
+// A QuietSink is a Sink that can say when a frame may bypass it: an
+// optional capability, found by type assertion, that lets a transport hand
+// a frame straight to a receiver waiting for exactly it (shm.Endpoint.Take).
+type QuietSink interface {
+	Sink
+	// Quiet reports whether the Sink holds nothing a newly arrived data
+	// frame would have to be matched against first: no pending receive,
+	// no probe, no unexpected frame. The transport calls it while it
+	// holds the right to deliver frames, so no delivery of its own races
+	// with the answer; it must be cheap and must not block.
+	Quiet() bool
+}
+
 // Errors returned by transports. Transports wrap them with detail; test with
 // errors.Is.
 var (

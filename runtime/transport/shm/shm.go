@@ -76,6 +76,7 @@ type Endpoint struct {
 	slot    []int32 // by world rank up to the highest local one: index in local, or -1
 	sink    transport.Sink
 	fsink   transport.FrameSink // sink, when it takes whole frames; else nil
+	qsink   transport.QuietSink // sink, when it can say it is quiet (Take); else nil
 	dir     string
 	job     string
 	path    string
@@ -260,7 +261,8 @@ type inRing struct {
 	ctl  ringCtl
 	data []byte
 	mask uint64
-	head uint64 // mirror of *ctl.head
+	head uint64 // consumed so far
+	pub  uint64 // published in *ctl.head: head, or behind it after a Take
 
 	// The frame whose payload arrives in chunks, if active.
 	active bool
@@ -364,12 +366,14 @@ func Create(cfg Config) (*Endpoint, error) {
 
 	created = true
 	fsink, _ := cfg.Sink.(transport.FrameSink)
+	qsink, _ := cfg.Sink.(transport.QuietSink)
 	e := &Endpoint{
 		rank:  cfg.Rank,
 		me:    me,
 		local: slices.Clone(cfg.Local),
 		sink:  cfg.Sink,
 		fsink: fsink,
+		qsink: qsink,
 		dir:   dir,
 		job:   cfg.Job,
 		path:  path,
@@ -1068,6 +1072,9 @@ func (e *Endpoint) drainLocked(max int) int {
 			i -= k
 		}
 		r := &e.in[i]
+		if r.head != r.pub {
+			r.publishHead() // what Take consumed (see takeLocked)
+		}
 		if r.ready(r.head) && !r.p.gone.Load() {
 			n += e.drainRing(r, max-n)
 			if max > 0 && n >= max {
@@ -1121,9 +1128,8 @@ func (e *Endpoint) pending() bool {
 // worth and at most max frames (max <= 0: no limit), and returns how many
 // frames it delivered. pollMu is held.
 func (e *Endpoint) drainRing(r *inRing, max int) int {
-	start := r.head
 	n := e.drainRecords(r, max)
-	if r.head != start {
+	if r.head != r.pub {
 		r.publishHead()
 	}
 	return n
@@ -1132,6 +1138,7 @@ func (e *Endpoint) drainRing(r *inRing, max int) int {
 // publishHead hands the space of the records consumed so far back to the
 // producer.
 func (r *inRing) publishHead() {
+	r.pub = r.head
 	atomic.StoreUint64(r.ctl.head, r.head) // release: done reading the records
 	r.ctl.wakeProducer()
 }
@@ -1143,7 +1150,7 @@ func (r *inRing) publishHead() {
 func (e *Endpoint) drainRecords(r *inRing, max int) int {
 	le := binary.LittleEndian
 	ringBytes := r.mask + 1
-	start, published := r.head, r.head
+	start := r.head
 	delivered := 0
 	for r.head-start < ringBytes && (max <= 0 || delivered < max) {
 		pos := r.head & r.mask
@@ -1229,9 +1236,8 @@ func (e *Endpoint) drainRecords(r *inRing, max int) int {
 			return delivered
 		}
 		r.head += align(uint64(size))
-		if r.head-published >= ringBytes/16 {
+		if r.head-r.pub >= ringBytes/16 {
 			r.publishHead()
-			published = r.head
 		}
 		if !deliver {
 			continue

@@ -27,6 +27,21 @@ func (e *Endpoint) Unlink() error { return errUnsupported }
 // Send fails on this platform.
 func (e *Endpoint) Send(h transport.Header, payload []byte) error { return errUnsupported }
 
+// SendHeader fails on this platform.
+func (e *Endpoint) SendHeader(h *transport.Header, payload []byte) error { return errUnsupported }
+
+// Outcomes of Take.
+const (
+	Took = iota
+	TakeEmpty
+	TakeNo
+)
+
+// Take never takes a frame on this platform.
+func (e *Endpoint) Take(src int, ctx uint32, tag int32, typ uint8, buf []byte, h *transport.Header, spin func() bool) int {
+	return TakeNo
+}
+
 // Poll delivers nothing on this platform.
 func (e *Endpoint) Poll() bool { return false }
 

@@ -1,0 +1,140 @@
+//go:build linux
+
+package shm
+
+import (
+	"sync/atomic"
+
+	"github.com/gorun-hpc/gorun/runtime/transport"
+)
+
+// Outcomes of Take.
+const (
+	// Took: the frame was copied into the caller's buffer and consumed.
+	Took = iota
+	// TakeEmpty: nothing came from that peer before spin said stop.
+	TakeEmpty
+	// TakeNo: the next record from that peer is not one Take may hand
+	// over (another kind, tag, type or context, too long, a synchronous
+	// send, a payload in chunks), or the Sink is not quiet, or another
+	// goroutine is draining: the caller receives through the Sink instead.
+	TakeNo
+)
+
+// Take is the direct receive path: it waits for the next frame from world
+// rank src and hands it straight to a receiver that wants exactly it,
+// without the Sink.
+//
+// When the next record in src's ring is a whole data frame, inline in the
+// ring, with context ctx, tag (tag < 0: any), element type typ, no flags and
+// a payload of at most len(buf) bytes, and the Sink reports itself quiet
+// (transport.QuietSink: no pending receive or unexpected frame there that
+// the frame would have to be matched against first), Take copies the
+// payload into buf, decodes the frame's header into h, consumes the record
+// and returns Took. A frame that Take refuses is left in the ring for the
+// Sink, in order, and Take returns TakeNo.
+//
+// While src's ring is empty Take calls spin between looks, and returns
+// TakeEmpty once spin returns false. Meanwhile it holds the right to drain
+// (so the record it consumes cannot be drained to the Sink under it, and
+// the check of quiet cannot go stale through a delivery of this endpoint's
+// own), and delivers what other peers send to the Sink itself, so that
+// goroutines waiting on them are not starved. spin must be short and must
+// not call into this endpoint; a receiver that sees the Sink stop being
+// quiet stops at once with TakeNo.
+//
+// Take is safe for concurrent use: a second caller, or one that finds the
+// endpoint's reader or a Poll draining, gets TakeNo. buf is only written on
+// Took. Take must not be called from inside a Sink method.
+func (e *Endpoint) Take(src int, ctx uint32, tag int32, typ uint8, buf []byte, h *transport.Header, spin func() bool) int {
+	if e.qsink == nil || uint(src) >= uint(len(e.slot)) || e.slot[src] < 0 || int(e.slot[src]) == e.me {
+		return TakeNo
+	}
+	if !e.qsink.Quiet() || !e.pollMu.TryLock() {
+		return TakeNo
+	}
+	r := &e.in[e.slot[src]]
+	res := TakeNo
+	if !e.unmapped && !r.p.gone.Load() && !r.active {
+		res = e.takeLocked(r, ctx, tag, typ, buf, h, spin)
+	}
+	e.pollMu.Unlock()
+	return res
+}
+
+// takeLocked is Take's wait, with pollMu held.
+func (e *Endpoint) takeLocked(r *inRing, ctx uint32, tag int32, typ uint8, buf []byte, h *transport.Header, spin func() bool) int {
+	woke := false
+	for {
+		if !e.qsink.Quiet() {
+			return TakeNo
+		}
+		if w := atomic.LoadUint64(word64(r.data, int(r.head&r.mask))); w != 0 { // acquire
+			return e.takeRecord(r, w, ctx, tag, typ, buf, h)
+		}
+		// Nothing yet: do the chores off the critical path.
+		if r.head != r.pub {
+			r.publishHead() // what the last Take consumed
+		}
+		if !woke {
+			// A sleeping reader would make every sender ring the bell:
+			// wake it; it sees the lock taken, or awake, and naps.
+			woke = true
+			e.awake.Store(1)
+			e.peers[e.me].ring()
+		}
+		e.drainOthers(r)
+		if !spin() {
+			return TakeEmpty
+		}
+	}
+}
+
+// drainOthers delivers at most one frame from a ring other than skip.
+// pollMu is held.
+func (e *Endpoint) drainOthers(skip *inRing) {
+	for i := range e.in {
+		o := &e.in[i]
+		if o == skip {
+			continue
+		}
+		if o.head != o.pub {
+			o.publishHead()
+		}
+		if o.ready(o.head) && !o.p.gone.Load() && e.drainRing(o, 1) > 0 {
+			return
+		}
+	}
+}
+
+// takeRecord takes the record with header word w at r.head if Take may
+// hand it over. Anything unusual, malformed included, is left to
+// drainRecords, which knows how to report it. The space is published
+// later, off the receiver's critical path: by the next Take's wait, or any
+// drain (drainLocked), or here once a sixteenth of the ring is unpublished.
+func (e *Endpoint) takeRecord(r *inRing, w uint64, ctx uint32, tag int32, typ uint8, buf []byte, h *transport.Header) int {
+	pos := r.head & r.mask
+	size, rtyp := uint64(uint32(w)), byte(w>>32)
+	off := pos + recHdrSize
+	end := off + transport.HeaderSize
+	if rtyp != recFrame || w>>40 != 0 || size < recHdrSize+transport.HeaderSize ||
+		size > r.mask+1-recAlign {
+		return TakeNo
+	}
+	if h.Decode(r.data[off:end]) != nil {
+		return TakeNo
+	}
+	if h.Kind != transport.KindData || h.Flags != 0 || h.Context != ctx ||
+		(tag >= 0 && h.Tag != tag) || h.Type != typ || int(h.Len) > len(buf) ||
+		size != recHdrSize+transport.HeaderSize+uint64(h.Len) ||
+		int(h.Src) != r.p.rank || int(h.Dst) != e.rank {
+		return TakeNo
+	}
+	// A record's first 64 bytes, its header, never wrap; its payload may.
+	copyOut(buf[:h.Len], r.data, r.mask, r.head+recHdrSize+transport.HeaderSize)
+	r.head += align(size)
+	if r.head-r.pub >= (r.mask+1)/16 {
+		r.publishHead()
+	}
+	return Took
+}
