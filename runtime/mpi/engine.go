@@ -194,16 +194,45 @@ type engine struct {
 	// trouble is set (under mu) once a peer is lost or the job aborts;
 	// until then plain sends skip mu entirely.
 	trouble atomic.Bool
+
+	// quiet mirrors, for Quiet, whether q and probes are empty; unlock
+	// updates it (and quietSet, its copy under mu) as mu is released.
+	quiet    atomic.Bool
+	quietSet bool
 }
 
 func newEngine(w *world, size int) *engine {
-	return &engine{
+	e := &engine{
 		w:        w,
 		inflight: make([]slot, size),
 		lost:     make([]error, size),
 		syncs:    make(map[uint64]*request),
+		quietSet: true,
 	}
+	e.quiet.Store(true)
+	return e
 }
+
+// unlock releases mu, first bringing quiet up to date. Every method that
+// may change q or probes unlocks with it.
+func (e *engine) unlock() {
+	posted, unexp := e.q.Len()
+	if q := posted == 0 && unexp == 0 && len(e.probes) == 0; q != e.quietSet {
+		e.quietSet = q
+		e.quiet.Store(q)
+	}
+	e.mu.Unlock()
+}
+
+// Quiet implements transport.QuietSink: with no receive posted, no probe
+// waiting and no unexpected message held, the next data frame from any
+// source would be stored as unexpected, so a transport may hand it instead
+// straight to a blocking receive that waits for exactly it (recvDirect)
+// without changing the order of matching. The transport asks while it
+// holds its delivery lock, so none of its own deliveries races with the
+// answer; a receive posted by another goroutine meanwhile is concurrent
+// with that blocking receive, and either may match first.
+func (e *engine) Quiet() bool { return e.quiet.Load() }
 
 func envelopeMatches(p, env match.Envelope) bool {
 	return p.Context == env.Context &&
@@ -268,7 +297,7 @@ func (r *request) mismatch(h *transport.Header) error {
 // Buffer implements transport.Sink.
 func (e *engine) Buffer(h transport.Header) []byte {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	env := match.Envelope{Context: h.Context, Source: h.Src, Tag: h.Tag}
 	if r, ok := e.q.Match(env); ok {
 		dst, ok := e.accept(r, &h)
@@ -323,14 +352,14 @@ func (e *engine) deliverFrame(h *transport.Header, payload []byte) {
 		msg := e.unexpected(env, *h)
 		copy(msg.data, payload)
 		msg.complete = true
-		e.mu.Unlock()
+		e.unlock()
 		return
 	}
 	if dst, ok := e.accept(r, h); ok {
 		copy(dst, payload)
 		r.completeWith(h)
 	}
-	e.mu.Unlock()
+	e.unlock()
 }
 
 // accept takes the message with header h into receive r, which matched it:
@@ -356,7 +385,7 @@ func (e *engine) accept(r *request, h *transport.Header) ([]byte, bool) {
 // Deliver implements transport.Sink.
 func (e *engine) Deliver(h transport.Header, buf []byte) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	switch h.Kind {
 	case transport.KindAck:
 		if r, ok := e.syncs[h.Seq]; ok {
@@ -436,7 +465,7 @@ func (e *engine) putMessage(m *message) {
 func (e *engine) PeerLost(rank int, err error) {
 	e.w.reportLost(rank)
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	e.loseLocked(rank, fmt.Errorf("%w: rank %d: %w", ErrPeerLost, rank, err))
 }
 
@@ -487,7 +516,7 @@ func (e *engine) loseLocked(rank int, err error) {
 // abort fails every pending and future operation with err.
 func (e *engine) abort(err error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.aborted != nil {
 		return
 	}
@@ -548,7 +577,7 @@ func (e *engine) failedLocked(peer int32) error {
 // the queue (probes in e.probes).
 func (e *engine) post(r *request) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if r.probe {
 		e.probeLocked(r)
 		return
@@ -593,7 +622,7 @@ func (e *engine) probeLocked(r *request) {
 // iprobe checks for a matching message without waiting.
 func (e *engine) iprobe(c *Comm, p match.Envelope) (Status, bool, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if m, _, ok := e.q.Probe(p); ok {
 		return statusOf(c, &m.h), true, nil
 	}
@@ -618,7 +647,7 @@ func (e *engine) wakeProbes(env match.Envelope, h transport.Header) {
 // cancel withdraws an unmatched receive or probe; false if it already matched.
 func (e *engine) cancel(r *request, err error) bool {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if r.probe {
 		for i, p := range e.probes {
 			if p == r {

@@ -88,12 +88,15 @@ type world struct {
 	via       []string             // by world rank: the transport's name, for GORUN_DEBUG=routes
 	endpoints []transport.Endpoint // every endpoint, for Close
 	pollers   []transport.Poller   // endpoints waiters poll; fixed after Init
-	failersMu sync.Mutex
-	failers   []transport.PeerFailer // endpoints told of peers the launcher reports gone
-	store     Store
-	client    *rendezvous.Client // nil unless launched
-	onAbort   func(code int, msg string)
-	comm      *Comm // the world communicator
+	// netPollers are the pollers other than shared memory, which
+	// recvDirect polls in its own way.
+	netPollers []transport.Poller
+	failersMu  sync.Mutex
+	failers    []transport.PeerFailer // endpoints told of peers the launcher reports gone
+	store      Store
+	client     *rendezvous.Client // nil unless launched
+	onAbort    func(code int, msg string)
+	comm       *Comm // the world communicator
 
 	jobCtx    context.Context // done when the job aborts or the world closes
 	jobCancel context.CancelFunc
@@ -351,7 +354,7 @@ func (w *world) event(ev rendezvous.Event) {
 		err := fmt.Errorf("%w: rank %d failed: %s", ErrPeerLost, ev.Rank, ev.Text)
 		w.eng.mu.Lock()
 		w.eng.loseLocked(ev.Rank, err)
-		w.eng.mu.Unlock()
+		w.eng.unlock()
 		w.failPeer(ev.Rank, err)
 	case rendezvous.EventAbort:
 		w.abort(fmt.Errorf("%w: %s", ErrAborted, ev.Text))

@@ -39,28 +39,43 @@ func Ssend[T Numeric](c *Comm, buf []T, dst, tag int) error {
 // the message). The Status gives the actual source, tag and element count.
 // Receiving from ProcNull returns at once with Source ProcNull and Count 0.
 func Recv[T Numeric](c *Comm, buf []T, src, tag int) (Status, error) {
+	var st Status
+	b, typ := asBytes(buf), typeCode[T]()
+	took, spun := c.recvDirect(&st, b, typ, src, tag)
+	if took {
+		return st, nil
+	}
 	r, err := c.recvRequest("recv", src, tag)
 	if err != nil || r == nil {
 		return procNullStatus(), err
 	}
-	r.buf = asBytes(buf)
-	r.typ = typeCode[T]()
+	r.buf, r.typ = b, typ
 	c.w.eng.post(r)
-	c.w.wait(r)
-	st, err := r.status, r.err
+	if spun {
+		r.park()
+	} else {
+		c.w.wait(r)
+	}
+	st, err = r.status, r.err
 	r.stash()
 	return st, err
 }
 
 // Sendrecv sends sendbuf to dst and receives into recvbuf from src in one
-// call that cannot deadlock against a matching Sendrecv on the peer: the
-// receive is posted before the send starts. It is the usual halo exchange.
+// call that cannot deadlock against a matching Sendrecv on the peer. It is
+// the usual halo exchange.
 //
 // sendbuf and recvbuf may be the same slice, or overlap (MPI's
 // Sendrecv_replace): then the message is sent before the receive is
 // posted, so what goes out is what the buffer held when the call began.
 func Sendrecv[T, U Numeric](c *Comm, sendbuf []T, dst, sendtag int, recvbuf []U, src, recvtag int) (Status, error) {
-	if sb, rb := asBytes(sendbuf), asBytes(recvbuf); overlap(sb, rb) {
+	// A small receive from a rank on this host is not posted first: Send
+	// never waits for the peer to post a receive (small payloads are
+	// buffered at the receiver, large ones read by its progress engine
+	// whatever it has posted), so sending first cannot deadlock, and the
+	// receive may then take the direct path (recvDirect). A large one is
+	// posted first so that its payload lands in recvbuf with one copy.
+	if sb, rb := asBytes(sendbuf), asBytes(recvbuf); overlap(sb, rb) || (len(rb) <= directMax && c.shmPeer(src)) {
 		if err := c.send("sendrecv", sb, typeCode[T](), dst, sendtag); err != nil {
 			return Status{}, err
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gorun-hpc/gorun/runtime/transport"
+	"github.com/gorun-hpc/gorun/runtime/transport/shm"
 )
 
 // The waiting policy of blocking calls.
@@ -98,6 +99,9 @@ func (w *world) addEndpoint(ep transport.Endpoint) {
 	w.endpoints = append(w.endpoints, ep)
 	if p, ok := ep.(transport.Poller); ok {
 		w.pollers = append(w.pollers, p)
+		if _, isShm := ep.(*shm.Endpoint); !isShm {
+			w.netPollers = append(w.netPollers, p)
+		}
 	}
 	if f, ok := ep.(transport.PeerFailer); ok {
 		// Launcher events may arrive while Init still adds endpoints.

@@ -1,0 +1,67 @@
+package mpi
+
+import (
+	"github.com/gorun-hpc/gorun/runtime/transport"
+	"github.com/gorun-hpc/gorun/runtime/transport/shm"
+)
+
+// directMax is the largest receive buffer for which Sendrecv sends before
+// it receives, so that the receive may take the direct path.
+const directMax = 4 << 10
+
+// shmPeer reports whether rank src of c (any int) is routed through shared
+// memory.
+func (c *Comm) shmPeer(src int) bool {
+	return c.w.shmRoutes != nil && uint(src) < uint(c.size) && c.w.shmRoutes[c.toWorld(src)] != nil
+}
+
+// recvDirect is the small-message path of a blocking typed receive from one
+// rank on this host: it waits for that rank's next frame in shared memory
+// and copies it straight into b (shm.Endpoint.Take), with no request, no
+// match queue and no engine lock. It applies only while the engine is
+// quiet (nothing posted, probed or held unexpected), so it matches exactly
+// what a posted receive would have matched; anything else, an error
+// included, is left to the general path, which reports it.
+//
+// took reports that the message landed in b and *st holds its status. If
+// not, spun reports that the waiting policy's spinning is used up (the
+// caller posts a request and parks at once); otherwise the caller takes the
+// general path from the start.
+func (c *Comm) recvDirect(st *Status, b []byte, typ uint8, src, tag int) (took, spun bool) {
+	w := c.w
+	if w.shmRoutes == nil || uint(src) >= uint(c.size) || uint(tag+1) > MaxTag+1 ||
+		w.eng.trouble.Load() || c.usable() != nil {
+		return false, false
+	}
+	ws := c.toWorld(src)
+	ep := w.shmRoutes[ws]
+	if ep == nil {
+		return false, false
+	}
+	var h transport.Header
+	sp := spinner{yield: w.oversubscribed}
+	spin := func() bool {
+		// Let the other transports progress too, and stop for trouble:
+		// the general path reports it.
+		for _, p := range w.netPollers {
+			p.Poll()
+		}
+		ok, _ := sp.more(osYield)
+		return ok && !w.eng.trouble.Load()
+	}
+	switch ep.Take(int(ws), c.ctx, int32(tag), typ, b, &h, spin) {
+	case shm.Took:
+		st.fill(c, &h)
+		if tookDirect != nil {
+			tookDirect()
+		}
+		return true, false
+	case shm.TakeEmpty:
+		return false, true
+	}
+	return false, false
+}
+
+// tookDirect, when set (by tests, before any rank starts), is called after
+// each receive that recvDirect completed.
+var tookDirect func()
