@@ -101,6 +101,24 @@
 // last Poll is delivered at most about one nap (100 µs) later, and an idle
 // endpoint burns no CPU (it wakes every 250 ms to look for dead peers).
 //
+// # Taking a frame directly
+//
+// Take serves a blocking receive that waits for one peer's next frame: it
+// takes the drain lock, then watches that ring's next header word while
+// delivering other peers' frames to the Sink, and copies a frame that is
+// what the receiver asked for (a whole inline data frame of its context,
+// tag and type, no flags, not too long) straight into the receiver's
+// buffer, skipping the Sink. It asks the Sink (transport.QuietSink) before
+// each look whether it holds anything the frame would have to be matched
+// against first, and refuses every frame while it does; a refused frame
+// stays in the ring for the Sink, in order. Holding the lock while waiting
+// costs nothing on the critical path when the frame lands (no lock to take
+// then), and the space it consumes is published lazily: by the next Take
+// that finds the ring empty, by any drain (drainLocked publishes what
+// Takes left first), or once a sixteenth of the ring is unpublished. A
+// producer never waits on that lag for good: it amounts to at most a
+// sixteenth of the ring, and space beyond it needs a drain anyway.
+//
 // # Large messages
 //
 // Payloads up to the eager limit (min(8 KiB, R/4)) are copied through the

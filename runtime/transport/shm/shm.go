@@ -503,11 +503,35 @@ func (e *Endpoint) Attach(ctx context.Context) error {
 	}
 	ctl, data := e.own.ringOf(e.me)
 	e.out[e.me] = outRing{p: e.peers[e.me], ctl: ctl, data: data, mask: uint64(len(data) - 1)}
+	e.prefault()
 	ok = true
 	e.attached.Store(true)
 	e.wg.Add(1)
 	go e.run() // exits when Close sets stop and rings the bell; joined by Close
 	return nil
+}
+
+// prefault maps the pages of the rings this rank uses into its page
+// tables now: the rings it writes in its peers' segments and the rings it
+// reads in its own. Otherwise the first pass through a ring takes two page
+// faults (writer and reader) every 4 KiB, about 0.05 µs a small message
+// over the first 20,000 (a 1 MiB ring), which is what a first benchmark
+// measures. Only this rank's own rings are touched: with 64 ranks, mapping
+// all of every peer's segment would cost page tables for 64 times the
+// memory used. The segment's memory itself is already allocated (Create
+// fallocates it), so this cannot fail for lack of space; a kernel without
+// MADV_POPULATE_* (before 5.14) just faults the pages in later.
+func (e *Endpoint) prefault() {
+	for i := range e.out {
+		if i != e.me {
+			_ = unix.Madvise(e.out[i].data, unix.MADV_POPULATE_WRITE)
+		}
+	}
+	for i := range e.in {
+		if i != e.me {
+			_ = unix.Madvise(e.in[i].data, unix.MADV_POPULATE_READ)
+		}
+	}
 }
 
 // attachPeer opens, checks and maps p's segment and opens a pidfd for it.
