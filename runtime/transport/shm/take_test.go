@@ -11,13 +11,19 @@ import (
 	"github.com/gorun-hpc/gorun/runtime/transport/transporttest"
 )
 
-// quietSink is a Recorder that says it is quiet while quiet is set.
+// quietSink is a Recorder that is quiet, as the engine is, while quiet is
+// set and it holds no frame beyond the first acked: frames the endpoint's
+// reader drained into it before a Take looked are "unexpected" until the
+// test acks them.
 type quietSink struct {
 	*transporttest.Recorder
 	quiet atomic.Bool
+	acked atomic.Int64
 }
 
-func (s *quietSink) Quiet() bool { return s.quiet.Load() }
+func (s *quietSink) Quiet() bool {
+	return s.quiet.Load() && int64(len(s.Frames())) == s.acked.Load()
+}
 
 func newQuietSinks(n int) ([]*quietSink, []transport.Sink) {
 	qs := make([]*quietSink, n)
@@ -36,27 +42,45 @@ func dataFrame(src, dst int, ctx uint32, tag int32, typ uint8, payload []byte) t
 
 func forever() bool { return true }
 
+// sendWhileTaking calls Take on eps[0] for a frame from rank 1 and has
+// rank 1 send h, p from Take's first spin, while Take holds the drain lock
+// (before that, the endpoint's reader could drain the frame to the Sink).
+func sendWhileTaking(t *testing.T, eps []*Endpoint, tag int32, typ uint8, buf []byte, got *transport.Header, h transport.Header, p []byte) int {
+	t.Helper()
+	sent := false
+	for {
+		res := eps[0].Take(1, 4, tag, typ, buf, got, func() bool {
+			if !sent {
+				sent = true
+				if err := eps[1].Send(h, p); err != nil {
+					t.Error(err)
+					return false
+				}
+			}
+			return true
+		})
+		if sent {
+			return res
+		}
+		// The reader held the drain lock: Take gave up before waiting.
+	}
+}
+
 // TestTake: a frame that fits what the receiver waits for is copied into
 // its buffer and never reaches the Sink; any other frame is refused and
 // reaches the Sink, in order.
 func TestTake(t *testing.T) {
 	qs, sinks := newQuietSinks(2)
 	eps := makeEndpoints(t, t.TempDir(), sinks)
-	send := func(tag int32, typ uint8, p []byte) {
-		t.Helper()
-		if err := eps[1].Send(dataFrame(1, 0, 4, tag, typ, p), p); err != nil {
-			t.Fatal(err)
-		}
-	}
 	buf := make([]byte, 16)
 	var h transport.Header
 
-	send(7, 3, []byte("hello"))
-	if got := eps[0].Take(1, 4, 7, 3, buf, &h, forever); got != Took || string(buf[:h.Len]) != "hello" || h.Tag != 7 || h.Src != 1 {
+	p := []byte("hello")
+	if got := sendWhileTaking(t, eps, 7, 3, buf, &h, dataFrame(1, 0, 4, 7, 3, p), p); got != Took || string(buf[:h.Len]) != "hello" || h.Tag != 7 || h.Src != 1 {
 		t.Fatalf("Take = %d, %q, header %+v; want Took, hello", got, buf[:h.Len], h)
 	}
-	send(8, 3, []byte("x"))
-	if got := eps[0].Take(1, 4, AnyTagForTest, 3, buf, &h, forever); got != Took || h.Tag != 8 {
+	p = []byte("x")
+	if got := sendWhileTaking(t, eps, anyTag, 3, buf, &h, dataFrame(1, 0, 4, 8, 3, p), p); got != Took || h.Tag != 8 {
 		t.Fatalf("Take with any tag = %d, tag %d; want Took, 8", got, h.Tag)
 	}
 
@@ -76,29 +100,32 @@ func TestTake(t *testing.T) {
 			h.Flags, h.Seq = transport.FlagSync, 1
 			return h
 		}(), []byte("d")},
-		{"not quiet", dataFrame(1, 0, 4, 7, 3, []byte("e")), []byte("e")},
 	}
 	for i, c := range refused {
-		qs[0].quiet.Store(c.name != "not quiet")
-		if err := eps[1].Send(c.h, c.p); err != nil {
-			t.Fatal(err)
-		}
-		if got := eps[0].Take(1, 4, 7, 3, buf, &h, forever); got != TakeNo {
+		if got := sendWhileTaking(t, eps, 7, 3, buf, &h, c.h, c.p); got != TakeNo {
 			t.Fatalf("%s: Take = %d, want TakeNo", c.name, got)
 		}
 		// The refused frame is next for the Sink.
 		qs[0].Wait(t, c.name, func(f []transporttest.Frame, _ []transporttest.Lost) bool {
 			return transporttest.CountData(f, 1) == i+1
 		})
+		qs[0].acked.Add(1)
 		if f := qs[0].Frames(); f[i].Header.Tag != c.h.Tag || string(f[i].Payload) != string(c.p) {
 			t.Fatalf("%s: the Sink got %+v, want the refused frame", c.name, f[i])
 		}
 	}
+	qs[0].quiet.Store(false)
+	if got := eps[0].Take(1, 4, 7, 3, buf, &h, forever); got != TakeNo {
+		t.Fatalf("Sink not quiet: Take = %d, want TakeNo", got)
+	}
 
 	// Nothing arrives: spin decides when to stop.
 	qs[0].quiet.Store(true)
-	looks := 0
-	if got := eps[0].Take(1, 4, 7, 3, buf, &h, func() bool { looks++; return looks < 5 }); got != TakeEmpty || looks != 5 {
+	looks, got := 0, TakeNo
+	for looks == 0 { // until the reader does not hold the drain lock
+		got = eps[0].Take(1, 4, 7, 3, buf, &h, func() bool { looks++; return looks < 5 })
+	}
+	if got != TakeEmpty || looks != 5 {
 		t.Fatalf("empty ring: Take = %d after %d looks, want TakeEmpty after 5", got, looks)
 	}
 	if v := qs[0].Violations(); len(v) > 0 {
@@ -106,8 +133,8 @@ func TestTake(t *testing.T) {
 	}
 }
 
-// AnyTagForTest is the tag wildcard of Take.
-const AnyTagForTest = -1
+// anyTag is the tag wildcard of Take.
+const anyTag = -1
 
 // TestTakeStream takes many times a ring's worth of frames one at a time
 // while the sender streams them: the space Take consumes is handed back
@@ -130,21 +157,39 @@ func TestTakeStream(t *testing.T) {
 		}
 		done <- nil
 	}()
+	// Frames the endpoint's reader drains to the Sink (when Take does not
+	// hold the drain lock) make it unquiet; they are taken from there, as
+	// the engine would match them, before Take is asked again.
 	buf := make([]byte, payload)
 	var h transport.Header
-	for i := range n {
-		switch got := eps[0].Take(1, 1, 1, 1, buf, &h, forever); {
-		case got != Took:
-			t.Fatalf("frame %d: Take = %d", i, got)
-		case binary.LittleEndian.Uint64(buf) != uint64(i):
-			t.Fatalf("frame %d: got frame %d", i, binary.LittleEndian.Uint64(buf))
+	took := 0
+	for next := 0; next < n; {
+		if f := qs[0].Frames(); int64(len(f)) > qs[0].acked.Load() {
+			for _, fr := range f[qs[0].acked.Load():] {
+				if got := binary.LittleEndian.Uint64(fr.Payload); got != uint64(next) {
+					t.Fatalf("frame %d: the Sink got frame %d", next, got)
+				}
+				next++
+				qs[0].acked.Add(1)
+			}
+			continue
 		}
+		switch got := eps[0].Take(1, 1, 1, 1, buf, &h, forever); {
+		case got == TakeNo:
+			continue // the reader drained the next frame meanwhile
+		case got != Took:
+			t.Fatalf("frame %d: Take = %d", next, got)
+		case binary.LittleEndian.Uint64(buf) != uint64(next):
+			t.Fatalf("frame %d: Take got frame %d", next, binary.LittleEndian.Uint64(buf))
+		}
+		next++
+		took++
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if f := qs[0].Frames(); len(f) != 0 {
-		t.Fatalf("the Sink got %d frames, want none", len(f))
+	if took == 0 {
+		t.Fatal("Take took no frame")
 	}
 }
 
@@ -153,21 +198,29 @@ func TestTakeStream(t *testing.T) {
 func TestTakeServesOthers(t *testing.T) {
 	qs, sinks := newQuietSinks(3)
 	eps := makeEndpoints(t, t.TempDir(), sinks)
-	p := []byte("from 2")
-	if err := eps[2].Send(dataFrame(2, 0, 1, 1, 1, p), p); err != nil {
-		t.Fatal(err)
+	send := func(src int, p string) bool {
+		if err := eps[src].Send(dataFrame(src, 0, 1, 1, 1, []byte(p)), []byte(p)); err != nil {
+			t.Error(err)
+			return false
+		}
+		return true
 	}
 	buf := make([]byte, 8)
 	var h transport.Header
-	seen := false
+	// Sent while Take holds the drain lock, so that Take, not the
+	// reader, delivers it.
+	sent2, sent1 := false, false
 	spin := func() bool {
-		if !seen && transporttest.CountData(qs[0].Frames(), 2) == 1 {
-			seen = true // now let rank 1 send what Take waits for
-			q := []byte("from 1")
-			if err := eps[1].Send(dataFrame(1, 0, 1, 1, 1, q), q); err != nil {
-				t.Error(err)
-				return false
-			}
+		switch {
+		case !sent2:
+			sent2 = true
+			return send(2, "from 2")
+		case !sent1 && transporttest.CountData(qs[0].Frames(), 2) == 1:
+			// As if a posted receive took it, leaving the Sink quiet;
+			// now let rank 1 send what Take waits for.
+			qs[0].acked.Store(1)
+			sent1 = true
+			return send(1, "from 1")
 		}
 		return true
 	}
