@@ -28,6 +28,10 @@ import (
 // itself oversubscribed. Either way a rank that waits long uses at most
 // spinBudget of CPU per wait and none after that: blocked for 3 s, it burns
 // about a millisecond.
+//
+// A blocking typed receive from a rank on this host spins the same way,
+// but inside shm.Endpoint.Take (recvDirect), watching that rank's ring
+// itself; when the budget is spent it posts its request and parks at once.
 const (
 	spinTime   = 20 * time.Microsecond
 	spinBudget = time.Millisecond
