@@ -932,11 +932,17 @@ func (e *Endpoint) putFrame(o *outRing, typ byte, h *transport.Header, payload [
 
 // sendChunks writes payload as recChunk records following a recBegin (or a
 // refused recCMA) record, waiting for space as the receiver drains them.
+//
+// Once begun, a frame is finished unless the receiver can take no more
+// (waitMust): the receiver has handed the frame to its Sink (Buffer), and
+// a frame abandoned halfway would leave the Sink waiting for a Deliver
+// that never comes (a receive matched to it would hang). So this
+// endpoint's own Close does not cut it short; Close waits for it.
 func (e *Endpoint) sendChunks(o *outRing, payload []byte) error {
 	for off := 0; off < len(payload); {
 		c := min(e.chunk, len(payload)-off)
 		size := uint64(recHdrSize + c)
-		if _, err := e.reserve(o, size, waitSend, time.Time{}); err != nil {
+		if _, err := e.reserve(o, size, waitMust, time.Time{}); err != nil {
 			return err
 		}
 		copyIn(o.data, o.mask, o.tail+recHdrSize, payload[off:off+c])
