@@ -268,3 +268,46 @@ func TestSendrecvShm(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// TestRecvDirectAllocs pins zero allocations per small Send+Recv and
+// Sendrecv over shared memory in one goroutine, the direct path included
+// (its waiting closure must stay on the stack).
+func TestRecvDirectAllocs(t *testing.T) {
+	direct := countDirect(t)
+	ws := shmPair(t)
+	c0, c1 := ws[0].comm, ws[1].comm
+	out, in := lineBuf[float64](3), lineBuf[float64](3)
+	sendRecv := func() {
+		if err := Send(c0, out, 1, 5); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Recv(c1, in, 0, 5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sendrecv := func() {
+		// Rank 1's message is already there when rank 0 receives.
+		if err := Send(c1, out, 0, 6); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Sendrecv(c0, out, 1, 6, in, 1, 6); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Recv(c1, in, 0, 6); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		sendRecv()
+		sendrecv()
+	}
+	if n := testing.AllocsPerRun(1000, sendRecv); n != 0 {
+		t.Errorf("Send+Recv of 3 float64 over shm allocates %.1f times; want 0", n)
+	}
+	if n := testing.AllocsPerRun(1000, sendrecv); n != 0 {
+		t.Errorf("Sendrecv of 3 float64 over shm allocates %.1f times; want 0", n)
+	}
+	if direct.Load() == 0 {
+		t.Error("no receive took the direct path")
+	}
+}
