@@ -895,10 +895,24 @@ func copyOut(dst, data []byte, mask, pos uint64) {
 // the next one is committed; the atomic store of the header word publishes
 // everything written before it (release).
 func (o *outRing) commit(size uint64, typ byte) {
+	o.clearNext(size)
+	o.publish(size, typ)
+}
+
+// clearNext zeroes the header word of the record after the one of size
+// bytes about to be written at o.tail (reserve kept room for it).
+func (o *outRing) clearNext(size uint64) {
+	next := (o.tail + align(size)) & o.mask
+	binary.LittleEndian.PutUint64(o.data[next:next+8], 0)
+}
+
+// publish is commit once clearNext has been done: putFrame clears first,
+// before it writes the record, so that fetching that cache line (a lap
+// old, rarely in any cache) overlaps the writing instead of holding up the
+// atomic store, which waits for every earlier store.
+func (o *outRing) publish(size uint64, typ byte) {
 	pos := o.tail & o.mask
 	o.tail += align(size)
-	next := o.tail & o.mask // free: reserve kept room for this word
-	binary.LittleEndian.PutUint64(o.data[next:next+8], 0)
 	atomic.StoreUint64(word64(o.data, int(pos)), size|uint64(typ)<<32)
 	o.p.ring()
 }
@@ -910,6 +924,7 @@ func (e *Endpoint) putFrame(o *outRing, typ byte, h *transport.Header, payload [
 	if err != nil {
 		return err
 	}
+	o.clearNext(size)
 	if size <= recAlign {
 		// The consumer may be polling this very cache line: fill it with
 		// a few wide stores from a staged copy rather than many narrow
@@ -926,7 +941,7 @@ func (e *Endpoint) putFrame(o *outRing, typ byte, h *transport.Header, payload [
 			copyIn(o.data, o.mask, o.tail+recHdrSize+transport.HeaderSize, payload)
 		}
 	}
-	o.commit(size, typ)
+	o.publish(size, typ)
 	return nil
 }
 
