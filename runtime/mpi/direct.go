@@ -9,10 +9,13 @@ import (
 // it receives, so that the receive may take the direct path.
 const directMax = 4 << 10
 
-// shmPeer reports whether rank src of c (any int) is routed through shared
-// memory.
-func (c *Comm) shmPeer(src int) bool {
-	return c.w.shmRoutes != nil && uint(src) < uint(c.size) && c.w.shmRoutes[c.toWorld(src)] != nil
+// shmRoute returns the shared-memory endpoint that reaches rank src of c
+// (any int), or nil when src is not a rank on this host.
+func (c *Comm) shmRoute(src int) *shm.Endpoint {
+	if c.w.shmRoutes == nil || uint(src) >= uint(c.size) {
+		return nil
+	}
+	return c.w.shmRoutes[c.toWorld(src)]
 }
 
 // recvDirect is the small-message path of a blocking typed receive from one
@@ -29,15 +32,11 @@ func (c *Comm) shmPeer(src int) bool {
 // general path from the start.
 func (c *Comm) recvDirect(st *Status, b []byte, typ uint8, src, tag int) (took, spun bool) {
 	w := c.w
-	if w.shmRoutes == nil || uint(src) >= uint(c.size) || uint(tag+1) > MaxTag+1 ||
-		w.eng.trouble.Load() || c.usable() != nil {
+	ep := c.shmRoute(src)
+	if ep == nil || uint(tag+1) > MaxTag+1 || w.eng.trouble.Load() || c.usable() != nil {
 		return false, false
 	}
 	ws := c.toWorld(src)
-	ep := w.shmRoutes[ws]
-	if ep == nil {
-		return false, false
-	}
 	var h transport.Header
 	sp := spinner{yield: w.oversubscribed}
 	spin := func() bool {

@@ -75,7 +75,7 @@ func Sendrecv[T, U Numeric](c *Comm, sendbuf []T, dst, sendtag int, recvbuf []U,
 	// whatever it has posted), so sending first cannot deadlock, and the
 	// receive may then take the direct path (recvDirect). A large one is
 	// posted first so that its payload lands in recvbuf with one copy.
-	if sb, rb := asBytes(sendbuf), asBytes(recvbuf); overlap(sb, rb) || (len(rb) <= directMax && c.shmPeer(src)) {
+	if sb, rb := asBytes(sendbuf), asBytes(recvbuf); overlap(sb, rb) || (len(rb) <= directMax && c.shmRoute(src) != nil) {
 		if err := c.send("sendrecv", sb, typeCode[T](), dst, sendtag); err != nil {
 			return Status{}, err
 		}

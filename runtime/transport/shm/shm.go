@@ -1117,9 +1117,7 @@ func (e *Endpoint) drainLocked(max int) int {
 			i -= k
 		}
 		r := &e.in[i]
-		if r.head != r.pub {
-			r.publishHead() // what Take consumed (see takeLocked)
-		}
+		r.publishLag()
 		if r.ready(r.head) && !r.p.gone.Load() {
 			n += e.drainRing(r, max-n)
 			if max > 0 && n >= max {
@@ -1174,10 +1172,16 @@ func (e *Endpoint) pending() bool {
 // frames it delivered. pollMu is held.
 func (e *Endpoint) drainRing(r *inRing, max int) int {
 	n := e.drainRecords(r, max)
+	r.publishLag()
+	return n
+}
+
+// publishLag publishes head if it is ahead of what was published: records
+// drained, or taken (Take publishes lazily, see takeRecord).
+func (r *inRing) publishLag() {
 	if r.head != r.pub {
 		r.publishHead()
 	}
-	return n
 }
 
 // publishHead hands the space of the records consumed so far back to the

@@ -73,9 +73,7 @@ func (e *Endpoint) takeLocked(r *inRing, ctx uint32, tag int32, typ uint8, buf [
 			return e.takeRecord(r, w, ctx, tag, typ, buf, h)
 		}
 		// Nothing yet: do the chores off the critical path.
-		if r.head != r.pub {
-			r.publishHead() // what the last Take consumed
-		}
+		r.publishLag() // what the last Take consumed
 		if !woke {
 			// A sleeping reader would make every sender ring the bell:
 			// wake it; it sees the lock taken, or awake, and naps.
@@ -98,9 +96,7 @@ func (e *Endpoint) drainOthers(skip *inRing) {
 		if o == skip {
 			continue
 		}
-		if o.head != o.pub {
-			o.publishHead()
-		}
+		o.publishLag()
 		if o.ready(o.head) && !o.p.gone.Load() && e.drainRing(o, 1) > 0 {
 			return
 		}
