@@ -437,9 +437,11 @@ func TestMultiProcessKill(t *testing.T) {
 	if err := cs[1].cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	// Either report may come first.
+	// The reports come in any order: the blocked Send and, after it, the
+	// large one fail in the survivor's main goroutine, while its reader
+	// reports the loss (PeerLost) on its own time.
 	got := map[string]string{}
-	for range 2 {
+	for range 3 {
 		l := cs[0].expect(t, "", time.Minute)
 		got[strings.Fields(l)[0]] = l
 	}
@@ -451,8 +453,8 @@ func TestMultiProcessKill(t *testing.T) {
 	if l := got["lost"]; !strings.HasPrefix(l, "lost 1 true") {
 		t.Errorf("PeerLost: %q, want rank 1 with ErrPeerLost", l)
 	}
-	if l := cs[0].expect(t, "bigerr", time.Minute); !strings.HasPrefix(l, "bigerr true") {
-		t.Errorf("large Send to the killed rank: %q", l)
+	if l := got["bigerr"]; !strings.HasPrefix(l, "bigerr true") {
+		t.Errorf("large Send to the killed rank: %q, want an ErrPeerLost", l)
 	}
 	cs[0].send(t, "close")
 	cs[0].expect(t, "closed", time.Minute)
