@@ -11,16 +11,21 @@ import (
 // acceptor answers with a one-byte verdict:
 //
 //	dialer → acceptor: "GRNHELO1" | src rank u32 LE | dst rank u32 LE   (16 bytes)
-//	acceptor → dialer: 0x00 (accepted) or 0x01 (I am not rank dst), then close
+//	acceptor → dialer: 0x00 (accepted), or, followed by a close,
+//	                   0x01 (I am not rank dst) or
+//	                   0x02 (I am dialing you: wait for my connection)
 //
 // The verdict lets the dialer report a wrong address (a stale rendezvous
-// entry, say) at dial time instead of as a vanished peer later.
+// entry, say) at dial time instead of as a vanished peer later. Verdict
+// 0x02 keeps one connection per pair of ranks when both dial at once: the
+// lower rank's wins.
 const (
 	helloMagic = "GRNHELO1"
 	helloSize  = len(helloMagic) + 8
 
 	verdictOK        byte = 0
 	verdictWrongRank byte = 1
+	verdictRetry     byte = 2
 )
 
 var errBadHello = errors.New("tcp: bad hello")

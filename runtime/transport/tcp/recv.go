@@ -21,17 +21,36 @@ var nap = 100 * time.Microsecond
 // errBye ends a connection whose peer sent its Bye: an orderly end.
 var errBye = errors.New("bye")
 
-// inConn is a connection a peer dialed to us; it carries that peer's frames.
-// Its socket is non-blocking (as every socket of package net). The bytes are
-// read, with plain read system calls on fd, by whoever holds mu: the
+// conn is an established connection with one peer rank, dialed by either
+// side, or the record of a dial that failed (s nil, err set). It carries
+// frames both ways: this endpoint's frames to the peer if it is the
+// connection Send chose for that rank (Endpoint.out), and the peer's frames
+// if the peer chose it.
+//
+// Writing: Send writes whole frames under wmu.
+//
+// Reading: its socket is non-blocking (as every socket of package net). The
+// bytes are read, with plain read system calls, by whoever holds mu: the
 // connection's reader goroutine or a goroutine in Poll. Both run the same
 // resumable frame parser, so a frame begun by one can be finished by the
 // other, and since they hold mu the Sink's calls for the peer are
 // sequential and in stream order.
-type inConn struct {
-	e    *Endpoint
-	s    *sock
-	rank int
+type conn struct {
+	e      *Endpoint
+	rank   int
+	addr   string
+	s      *sock
+	dialed bool // this endpoint dialed it (for error messages)
+
+	// peerErr is set by the reader when the peer's stream ended: the peer
+	// closed (its Bye) or vanished. Sends then fail with it.
+	peerErr atomic.Pointer[peerError]
+	// failed is set by FailPeer: the connection takes no more frames.
+	failed atomic.Pointer[peerError]
+
+	wmu  sync.Mutex // serialises frames written on the connection
+	err  error      // guarded by wmu: once set, the connection takes no frames
+	whdr [transport.HeaderSize]byte
 
 	// polled is set by Poll and cleared by the reader, which thereby sees
 	// whether anybody polled since it last looked.
@@ -44,6 +63,7 @@ type inConn struct {
 	// Guarded by mu:
 	dead    bool             // the socket is closed or about to be: nobody may read it
 	end     error            // why the stream ended (errBye for a Bye); nil while it goes on
+	frames  bool             // a data or ack frame came on it: the peer sends on it
 	buf     []byte           // read buffer; buf[r:w] is read but not parsed yet
 	r, w    int              //
 	inFrame bool             // hdr is parsed and its payload is being read
@@ -53,20 +73,17 @@ type inConn struct {
 	got     int              // payload bytes of hdr read so far
 }
 
-func newInConn(e *Endpoint, s *sock, rank int) *inConn {
-	return &inConn{e: e, s: s, rank: rank, buf: make([]byte, readBufferSize)}
+func newConn(e *Endpoint, s *sock, rank int, addr string, dialed bool) *conn {
+	return &conn{e: e, s: s, rank: rank, addr: addr, dialed: dialed, buf: make([]byte, readBufferSize)}
 }
 
-// Poll hands the frames that have arrived on accepted connections to the
+// Poll hands the frames that have arrived on the connections to the
 // Sink, from the calling goroutine, and reports whether it handed any. It
 // never blocks: a connection that another goroutine is reading is skipped.
 // It makes one non-blocking read per connection when nothing has arrived.
 // It is safe for concurrent use, also during and after Close (after Close it
 // does nothing).
 func (e *Endpoint) Poll() bool {
-	if !e.polled.Load() {
-		e.polled.Store(true)
-	}
 	p := e.polling.Load()
 	if p == nil {
 		return false
@@ -87,25 +104,25 @@ func (e *Endpoint) Poll() bool {
 	return delivered
 }
 
-// setPolling publishes the accepted connections for Poll. Called with e.mu
-// held whenever e.ins changes.
+// setPolling publishes the established connections for Poll. Called with
+// e.mu held whenever e.conns changes.
 func (e *Endpoint) setPolling() {
-	p := make([]*inConn, 0, len(e.ins))
-	for c := range e.ins {
+	p := make([]*conn, 0, len(e.conns))
+	for c := range e.conns {
 		p = append(p, c)
 	}
 	e.polling.Store(&p)
 }
 
 // read reads from the socket into b, without blocking (see sock.read).
-func (c *inConn) read(b []byte) (n int, done bool, err error) { return c.s.read(b) }
+func (c *conn) read(b []byte) (n int, done bool, err error) { return c.s.read(b) }
 
 // drain reads and hands on frames until the socket has no more bytes (or
 // the stream ends: c.end is then set). It reports whether it delivered any
 // frame. Called with c.mu held, c.dead false and c.end nil. On return,
 // c.buf holds at most an incomplete frame and the socket had no more data
 // when it last looked, so whoever waits for readability next misses nothing.
-func (c *inConn) drain() bool {
+func (c *conn) drain() bool {
 	e := c.e
 	delivered := false
 	for {
@@ -188,6 +205,7 @@ func (c *inConn) drain() bool {
 		closing := e.closed.Load()
 		switch h.Kind {
 		case transport.KindData:
+			c.frames = true
 			if fs, ok := e.sink.(transport.FrameSink); ok && !closing && c.w-c.r >= int(h.Len) {
 				// The whole payload is in the read buffer: hand the frame
 				// over in one call.
@@ -207,13 +225,17 @@ func (c *inConn) drain() bool {
 				c.dst = buf
 			}
 		case transport.KindAck:
+			c.frames = true
 			if !closing {
 				e.sink.Deliver(h, nil)
 				delivered = true
 			}
 		case transport.KindBye:
 			e.markGone(c.rank)
-			if !closing {
+			// The Bye ends the peer's frames to us only on the connection
+			// that carried them; on another one it just says the peer is
+			// going.
+			if !closing && c.frames {
 				e.sink.Deliver(h, nil)
 				delivered = true
 			}
@@ -224,7 +246,7 @@ func (c *inConn) drain() bool {
 }
 
 // stop records why the stream ended. Called with c.mu held.
-func (c *inConn) stop(err error) {
+func (c *conn) stop(err error) {
 	c.end = err
 	c.ended.Store(true)
 }
@@ -236,7 +258,7 @@ func (c *inConn) stop(err error) {
 // the runtime's network poller, registered for that wait only: see sock);
 // while somebody does (Poll marks the connection) it naps instead, so the
 // pollers' reads are not each followed by a wake-up of this goroutine.
-func (c *inConn) run() {
+func (c *conn) run() {
 	e := c.e
 	for {
 		c.mu.Lock()
@@ -274,32 +296,51 @@ func (c *inConn) run() {
 	}
 }
 
-// finish stops all reading of the connection and reports how its stream
-// ended: nothing for a Bye, a lost peer otherwise (unless this endpoint is
-// closing). The socket is closed later, by serve; nobody reads it any more.
-func (c *inConn) finish() {
+// finish stops all reading of the connection, makes Sends on it fail from
+// now on, and hands its end to the endpoint (see Endpoint.ended): nothing
+// more for a Bye, a lost peer otherwise. The socket is closed afterwards,
+// by the reader's goroutine; nobody reads it any more.
+func (c *conn) finish() {
 	c.mu.Lock()
 	c.dead = true
 	end := c.end
 	c.dst = nil
 	c.mu.Unlock()
-	if end != errBye {
+	var perr *peerError
+	if end == errBye {
+		perr = &peerError{op: "send to", rank: c.rank, addr: c.addr, err: errPeerClosed}
+	} else {
 		if errors.Is(end, io.EOF) {
 			end = errNoBye
 		}
-		c.e.lost(c.rank, &peerError{op: "connection from", rank: c.rank, addr: c.s.addr, err: end})
+		op := "connection from"
+		if c.dialed {
+			op = "connection to"
+		}
+		perr = &peerError{op: op, rank: c.rank, addr: c.addr, err: end}
 	}
+	c.peerErr.CompareAndSwap(nil, perr)
+	// A Send blocked on the peer fails now; a peer that is closing sees
+	// the end it waits for.
+	c.s.shutdown(unix.SHUT_RDWR)
+	c.e.ended(c, perr, end == errBye)
 }
 
-// bye tells the dialer, during Close, that we are going: its watcher would
-// otherwise take the end of the connection for a lost peer.
-func (c *inConn) bye(deadline time.Time, rank int) {
-	c.s.setWriteDeadline(deadline)
-	h := transport.Header{Kind: transport.KindBye, Src: int32(rank), Dst: int32(c.rank)}
-	var b [transport.HeaderSize]byte
-	h.Put(b[:])
-	if err := c.s.write(b[:], nil); err == nil {
-		c.s.shutdown(unix.SHUT_WR)
+// bye ends the connection in order during Close: it writes KindBye (unless
+// the stream is broken or the peer already went), half-closes, and leaves
+// the reader to wait, until deadline, for the peer to close its side. Until
+// then the reader drops what the peer still sends.
+func (c *conn) bye(deadline time.Time) {
+	c.s.setWriteDeadline(deadline) // unblocks a Send stuck on a stalled peer
+	c.wmu.Lock()
+	if c.err == nil && c.peerErr.Load() == nil {
+		h := transport.Header{Kind: transport.KindBye, Src: int32(c.e.rank), Dst: int32(c.rank)}
+		h.Put(c.whdr[:])
+		if err := c.s.write(c.whdr[:], nil); err == nil {
+			c.s.shutdown(unix.SHUT_WR)
+		}
 	}
+	c.err = c.e.errClosed()
+	c.wmu.Unlock()
 	c.s.setReadDeadline(deadline)
 }

@@ -1,13 +1,23 @@
 // Package tcp is the transport between ranks in different processes, on one
 // host or several.
 //
-// Connections: each direction of a pair of ranks uses the connection its
-// sender dialed. Frames from A to B travel only on the connection A dialed to
-// B, so they arrive in Send order, and two ranks that first send to each
-// other at the same moment need no tie-break: they simply hold two
-// connections. A connection is dialed lazily on the first Send to a rank
-// (concurrent first Sends share one dial) and is never redialed: a rank whose
-// connection failed stays unreachable, as MPI expects of a lost process.
+// Connections: a pair of ranks shares one connection, used both ways, as
+// OpenMPI's TCP transport does. With one connection per direction, no
+// frame carries the acknowledgement of the other direction's data, and the
+// kernel sends a pure ACK segment for every message: on loopback that took
+// a 4 µs ping-pong half round trip to 6 µs. A connection is dialed lazily
+// by the first Send to a rank that has no connection with us yet (concurrent
+// first Sends share one dial); a rank that already dialed us is answered on
+// that connection. Frames from A to B travel only on the connection A's
+// first Send to B chose, so they arrive in Send order. When two ranks dial
+// each other at the same moment the lower rank's connection wins: the
+// higher rank's dial is refused (verdict "retry", see hello.go) and its Send
+// waits for the lower rank's connection to arrive. An endpoint looks for a
+// connection and registers its dial under one lock, and decides about an
+// accepted one under the same lock, so a pair never ends up with two
+// (except for a rank talking to itself, which holds both ends). A
+// connection is never redialed: a rank whose connection failed stays
+// unreachable, as MPI expects of a lost process.
 //
 // Handshake: the dialer connects, both sides run the mutual challenge of
 // package auth (label "gorun-tcp", key Config.Token), then the dialer sends a
@@ -27,7 +37,7 @@
 // the socket (an idle reader, a writer facing a full send buffer) registers
 // a duplicate of the descriptor for that wait only.
 //
-// Receiving: every accepted connection has a reader goroutine, and the
+// Receiving: every connection has a reader goroutine, and the
 // endpoint is a transport.Poller: Poll reads the connections from the
 // caller's goroutine, so a rank that spins while it waits gets a reply
 // without the 20–30 µs it costs here to wake a thread sleeping in the
@@ -58,16 +68,13 @@
 // broken frame) while a poller reads it is recorded and left to the reader,
 // which stops napping and reports it.
 //
-// A small reader on each dialed connection notices a peer that went away
-// (the acceptor writes nothing on it but its Bye); while the endpoint is
-// polled it looks every 10 ms instead of waiting for the socket.
-//
 // Lost peers: a connection that ends without a Bye, breaks, or carries a
 // frame that breaks the protocol makes the endpoint call Sink.PeerLost for
-// that rank, once, with an error wrapping transport.ErrPeerLost. When the
-// rank also dialed us, the loss is reported by the reader of that
-// connection, after the last frames it delivered. A Bye is delivered to the
-// Sink like any frame and is never followed by PeerLost.
+// that rank, once, with an error wrapping transport.ErrPeerLost, after the
+// last frames it delivered. A Bye is delivered to the Sink like any frame,
+// on the connection that carried the peer's frames (a rank that never sent
+// us anything says goodbye without a delivery), and is never followed by
+// PeerLost.
 //
 // Peers known lost: a dial to a host whose network was cut sees no answer
 // at all and would wait out HandshakeTimeout. The engine hears of such a
@@ -77,8 +84,7 @@
 // the kernel already retransmits the SYN, and a host that stays silent
 // gives no answer to any attempt, so only a notice can end the wait early.
 //
-// Shutdown: Close writes KindBye on every connection, dialed and accepted,
-// half-closes them and waits (bounded) for the peer to finish, so an orderly
+// Shutdown: Close writes KindBye on every connection, half-closes them and waits (bounded) for the peer to finish, so an orderly
 // close is never mistaken for a lost peer and no data is cut off by a reset.
 package tcp
 
@@ -160,19 +166,19 @@ type Endpoint struct {
 	wg     sync.WaitGroup // every goroutine of the endpoint
 	slots  chan struct{}  // handshakes in progress on accepted connections
 	dials  singleflight.Group
-	out    sync.Map // rank → *outConn: established or failed dials
+	out    sync.Map // rank → *conn Send uses for it: established (dialed by either side), or a failed dial
 
 	mu      sync.Mutex
-	outs    []*outConn                      // established dialed connections
-	ins     map[*inConn]struct{}            // established accepted connections
-	polling atomic.Pointer[[]*inConn]       // copy of ins for Poll, replaced when ins changes
-	polled  atomic.Bool                     // set by Poll, cleared by the watchers of dialed connections
-	inFrom  map[int]int                     // rank → established accepted connections from it
+	conns   map[*conn]struct{}              // established connections, until their reader ends
+	polling atomic.Pointer[[]*conn]         // copy of conns for Poll, replaced when conns changes
+	byRank  map[int][]*conn                 // rank → its established connections, oldest first
+	lossErr map[int]*peerError              // rank → why one of its connections ended without a Bye, while others live
 	pending map[*net.TCPConn]int            // connections still in their handshake → the rank dialed, -1 if accepted
 	gone    map[int]bool                    // ranks reported lost or seen closing
 	dialing map[int]context.CancelCauseFunc // rank → cancels its dial in progress
 	failed  map[int]error                   // rank → the cause FailPeer gave for it
 	failAll error                           // the cause FailPeer gave for every rank
+	added   chan struct{}                   // closed and replaced when a connection is registered
 }
 
 // Listen starts an endpoint listening on cfg.Listen. ctx bounds only the
@@ -207,8 +213,10 @@ func Listen(ctx context.Context, cfg Config) (*Endpoint, error) {
 		handshake: cfg.HandshakeTimeout,
 		ln:        ln,
 		slots:     make(chan struct{}, maxHandshakes),
-		ins:       make(map[*inConn]struct{}),
-		inFrom:    make(map[int]int),
+		conns:     make(map[*conn]struct{}),
+		byRank:    make(map[int][]*conn),
+		lossErr:   make(map[int]*peerError),
+		added:     make(chan struct{}),
 		pending:   make(map[*net.TCPConn]int),
 		gone:      make(map[int]bool),
 		dialing:   make(map[int]context.CancelCauseFunc),
@@ -255,10 +263,12 @@ func (e *Endpoint) errClosed() error {
 	return fmt.Errorf("tcp: send on rank %d: %w", e.rank, transport.ErrClosed)
 }
 
-// conn returns the connection to rank, dialing it once.
-func (e *Endpoint) conn(rank int) (*outConn, error) {
+// conn returns the connection Send uses for rank. The first Send to a rank
+// chooses it, once: the oldest established connection with that rank (one
+// the peer dialed), or else a new one dialed now.
+func (e *Endpoint) conn(rank int) (*conn, error) {
 	if v, ok := e.out.Load(rank); ok {
-		return v.(*outConn).usable()
+		return v.(*conn).usable()
 	}
 	v, err, _ := e.dials.Do(strconv.Itoa(rank), func() (any, error) {
 		if v, ok := e.out.Load(rank); ok {
@@ -273,7 +283,7 @@ func (e *Endpoint) conn(rank int) (*outConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return v.(*outConn).usable()
+	return v.(*conn).usable()
 }
 
 // Close closes the endpoint: it stops accepting, writes KindBye on every
@@ -290,10 +300,9 @@ func (e *Endpoint) Close() error {
 func (e *Endpoint) shutdown() {
 	e.mu.Lock()
 	e.closed.Store(true)
-	outs := e.outs
-	ins := make([]*inConn, 0, len(e.ins))
-	for c := range e.ins {
-		ins = append(ins, c)
+	conns := make([]*conn, 0, len(e.conns))
+	for c := range e.conns {
+		conns = append(conns, c)
 	}
 	for c := range e.pending {
 		c.Close() // its handshake fails and its goroutine (or dialer) gives up
@@ -302,13 +311,10 @@ func (e *Endpoint) shutdown() {
 	e.cancel()
 	e.ln.Close()
 	deadline := time.Now().Add(closeTimeout)
-	// Dialed connections first: they carry our data, and their Bye tells each
-	// peer, in order after that data, that we are done.
-	for _, c := range outs {
+	// Each Bye follows the data sent on its connection, and tells the peer
+	// that we are done.
+	for _, c := range conns {
 		c.bye(deadline)
-	}
-	for _, c := range ins {
-		c.bye(deadline, e.rank)
 	}
 	e.wg.Wait()
 }
@@ -369,46 +375,123 @@ func (e *Endpoint) addPending(c *net.TCPConn) bool {
 func (e *Endpoint) serve(conn *net.TCPConn) {
 	defer e.wg.Done()
 	defer conn.Close()
-	src, err := e.acceptHandshake(conn)
+	c, ok := e.admit(conn)
 	<-e.slots
+	if ok {
+		c.follow()
+	}
+}
+
+// admit runs the acceptor's handshake on conn and, when the dialer is to
+// be served, registers the connection.
+func (e *Endpoint) admit(conn *net.TCPConn) (*conn, bool) {
+	src, err := e.acceptHandshake(conn)
 	e.mu.Lock()
-	delete(e.pending, conn)
 	if err != nil || e.closed.Load() {
 		// A connection that fails its handshake is dropped without a word:
 		// it is not (yet) a rank, so there is nobody to tell.
+		delete(e.pending, conn)
 		e.mu.Unlock()
-		return
+		return nil, false
+	}
+	if src > e.rank && (e.dialing[src] != nil || len(e.byRank[src]) > 0) {
+		// Both ranks dialed each other: the lower rank's connection is the
+		// one, and the dialer waits for it (or already has it).
+		delete(e.pending, conn)
+		e.mu.Unlock()
+		_, _ = conn.Write([]byte{verdictRetry})
+		return nil, false
+	}
+	// The verdict is written under e.mu, so that this rank's first Send to
+	// src, which takes e.mu to look for a connection before it dials,
+	// either finds this one or made us refuse it above. The write of one
+	// byte to a fresh socket does not block (and the handshake deadline
+	// bounds it).
+	c, err := e.acceptLocked(conn, src)
+	delete(e.pending, conn)
+	e.mu.Unlock()
+	return c, err == nil
+}
+
+// acceptLocked confirms the accepted connection conn from rank src to the
+// dialer, takes it out of the network poller and registers it. The caller
+// holds e.mu.
+func (e *Endpoint) acceptLocked(conn *net.TCPConn, src int) (*conn, error) {
+	if _, err := conn.Write([]byte{verdictOK}); err != nil {
+		return nil, err
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		return nil, err
 	}
 	// As on the dialer's side: small frames go out at once. A socket
 	// option, so it holds for the duplicate that detach makes.
 	if err := conn.SetNoDelay(true); err != nil {
-		e.mu.Unlock()
-		return
+		return nil, err
 	}
 	sk, err := detach(conn)
 	if err != nil {
-		e.mu.Unlock()
-		return
+		return nil, err
 	}
-	defer sk.close() // after finish: nobody reads it any more
-	c := newInConn(e, sk, src)
-	e.ins[c] = struct{}{}
-	e.inFrom[src]++
-	e.setPolling()
-	e.mu.Unlock()
+	c := newConn(e, sk, src, sk.addr, false)
+	e.addConnLocked(c)
+	return c, nil
+}
 
+// addConnLocked registers an established connection: Poll reads it, and
+// the first Send to its rank may choose it. The caller holds e.mu and then
+// runs c.follow (in a goroutine of the endpoint).
+func (e *Endpoint) addConnLocked(c *conn) {
+	e.conns[c] = struct{}{}
+	e.byRank[c.rank] = append(e.byRank[c.rank], c)
+	e.setPolling()
+	close(e.added)
+	e.added = make(chan struct{})
+}
+
+// follow is the goroutine of an established connection: it runs its
+// reader until the peer's stream ends, hands that end on and closes the
+// socket.
+func (c *conn) follow() {
 	c.run()
 	c.finish()
+	c.s.close() // nobody reads it any more; a write in progress finishes first
+}
 
+// ended unregisters connection c, whose stream from the peer ended with a
+// Bye (bye) or otherwise (perr). A rank is reported lost when its last
+// connection ends and any of them ended without a Bye: so the Sink hears of
+// the loss after every frame the peer sent, whichever connection carried
+// them.
+func (e *Endpoint) ended(c *conn, perr *peerError, bye bool) {
 	e.mu.Lock()
-	delete(e.ins, c)
-	e.inFrom[src]--
+	delete(e.conns, c)
 	e.setPolling()
+	cs := e.byRank[c.rank]
+	for i, x := range cs {
+		if x == c {
+			cs = append(cs[:i:i], cs[i+1:]...)
+			break
+		}
+	}
+	if !bye && e.lossErr[c.rank] == nil {
+		e.lossErr[c.rank] = perr
+	}
+	var report *peerError
+	if len(cs) == 0 {
+		report = e.lossErr[c.rank]
+		delete(e.byRank, c.rank)
+		delete(e.lossErr, c.rank)
+	} else {
+		e.byRank[c.rank] = cs
+	}
 	e.mu.Unlock()
+	if report != nil {
+		e.lost(c.rank, report)
+	}
 }
 
 // acceptHandshake authenticates the dialer and reads its hello; it returns
-// the dialer's rank.
+// the dialer's rank. The caller writes the verdict.
 func (e *Endpoint) acceptHandshake(conn net.Conn) (int, error) {
 	if err := conn.SetDeadline(time.Now().Add(e.handshake)); err != nil {
 		return 0, err
@@ -428,22 +511,22 @@ func (e *Endpoint) acceptHandshake(conn net.Conn) (int, error) {
 		_, _ = conn.Write([]byte{verdictWrongRank})
 		return 0, fmt.Errorf("tcp: rank %d dialed rank %d, reached rank %d", src, dst, e.rank)
 	}
-	if _, err := conn.Write([]byte{verdictOK}); err != nil {
-		return 0, err
-	}
-	return src, conn.SetDeadline(time.Time{})
+	return src, nil
 }
 
 // dial connects to rank and runs the dialer's handshake. It returns a nil
 // connection for failures worth retrying (Resolve's, or Close's) and a
-// failed, cached connection for the rest. FailPeer cuts it short: Resolve,
+// failed connection, for Send to keep, for the rest. FailPeer cuts it short: Resolve,
 // the dial and the handshake all end when it names rank, and the dial fails
 // with its cause.
-func (e *Endpoint) dial(rank int) (*outConn, error) {
-	ctx, cancel, err := e.startDial(rank)
+func (e *Endpoint) dial(rank int) (*conn, error) {
+	have, ctx, cancel, err := e.startDial(rank)
+	if have != nil {
+		return have, nil
+	}
 	if err != nil {
 		perr := &peerError{op: "send to", rank: rank, err: err}
-		return &outConn{e: e, rank: rank, err: perr}, perr
+		return &conn{e: e, rank: rank, err: perr}, perr
 	}
 	defer e.endDial(rank, cancel)
 	addr, err := e.resolve(ctx, rank)
@@ -453,11 +536,11 @@ func (e *Endpoint) dial(rank int) (*outConn, error) {
 			return nil, e.errClosed()
 		case ctx.Err() != nil:
 			perr := &peerError{op: "send to", rank: rank, err: context.Cause(ctx)}
-			return &outConn{e: e, rank: rank, err: perr}, perr
+			return &conn{e: e, rank: rank, err: perr}, perr
 		}
 		return nil, fmt.Errorf("tcp: resolve rank %d: %w", rank, err)
 	}
-	fail := func(err error) (*outConn, error) {
+	fail := func(err error) (*conn, error) {
 		if e.closed.Load() {
 			return nil, e.errClosed()
 		}
@@ -465,7 +548,7 @@ func (e *Endpoint) dial(rank int) (*outConn, error) {
 			err = context.Cause(ctx) // FailPeer's reason, not "operation was canceled"
 		}
 		perr := &peerError{op: "dial", rank: rank, addr: addr, err: err}
-		return &outConn{e: e, rank: rank, addr: addr, err: perr}, perr
+		return &conn{e: e, rank: rank, addr: addr, err: perr}, perr
 	}
 	deadline := time.Now().Add(e.handshake)
 	d := net.Dialer{Deadline: deadline}
@@ -489,6 +572,9 @@ func (e *Endpoint) dial(rank int) (*outConn, error) {
 		delete(e.pending, conn)
 		e.mu.Unlock()
 		conn.Close()
+		if errors.Is(err, errRetry) {
+			return e.awaitConn(ctx, rank, addr, deadline)
+		}
 		return fail(err)
 	}
 	e.mu.Lock()
@@ -507,24 +593,64 @@ func (e *Endpoint) dial(rank int) (*outConn, error) {
 		conn.Close()
 		return fail(err)
 	}
-	c := &outConn{e: e, rank: rank, addr: addr, s: sk}
-	e.outs = append(e.outs, c)
+	c := newConn(e, sk, rank, addr, true)
+	e.addConnLocked(c)
 	e.wg.Add(1)
-	go c.watch() // exits when the peer sends Bye or the connection ends (peer gone or Close); joined by Close
+	go func() { // exits when the peer's stream ends (its Bye, its loss, or Close); joined by Close
+		defer e.wg.Done()
+		c.follow()
+	}()
 	return c, nil
 }
 
-// startDial registers a dial to rank that FailPeer can cancel, or returns
-// the cause FailPeer already gave for rank.
-func (e *Endpoint) startDial(rank int) (context.Context, context.CancelCauseFunc, error) {
+// startDial returns the oldest established connection with rank (one the
+// peer dialed), or the cause FailPeer already gave for rank, or else
+// registers a dial to rank that FailPeer can cancel. Looking and
+// registering under one hold of e.mu pairs with serve: a connection from
+// rank is either found here or, when rank is the higher, refused while this
+// dial goes on.
+func (e *Endpoint) startDial(rank int) (*conn, context.Context, context.CancelCauseFunc, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if cs := e.byRank[rank]; len(cs) > 0 {
+		return cs[0], nil, nil, nil
+	}
 	if err := e.failedLocked(rank); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithCancelCause(e.ctx)
 	e.dialing[rank] = cancel
-	return ctx, cancel, nil
+	return nil, ctx, cancel, nil
+}
+
+// awaitConn waits, until deadline, for the connection that rank dials to
+// this endpoint: rank refused ours because it dials us at the same time
+// (see serve).
+func (e *Endpoint) awaitConn(ctx context.Context, rank int, addr string, deadline time.Time) (*conn, error) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for {
+		e.mu.Lock()
+		cs, added := e.byRank[rank], e.added
+		e.mu.Unlock()
+		if len(cs) > 0 {
+			return cs[0], nil
+		}
+		var err error
+		select {
+		case <-added:
+			continue
+		case <-ctx.Done():
+			if e.closed.Load() {
+				return nil, e.errClosed()
+			}
+			err = context.Cause(ctx)
+		case <-t.C:
+			err = errNoCrossDial
+		}
+		perr := &peerError{op: "dial", rank: rank, addr: addr, err: err}
+		return &conn{e: e, rank: rank, addr: addr, err: perr}, perr
+	}
 }
 
 // endDial unregisters the dial to rank.
@@ -590,7 +716,7 @@ func (e *Endpoint) FailPeer(rank int, cause error) {
 			_ = conn.SetDeadline(aLongTimeAgo) // the handshake fails now; dial reports the cause
 		}
 	}
-	for _, c := range e.outs {
+	for c := range e.conns {
 		if rank < 0 || c.rank == rank {
 			c.fail(e.failedLocked(c.rank))
 		}
@@ -615,6 +741,8 @@ func (e *Endpoint) dialHandshake(conn *net.TCPConn, rank int) error {
 	case verdictOK:
 	case verdictWrongRank:
 		return fmt.Errorf("the endpoint there is not rank %d", rank)
+	case verdictRetry:
+		return errRetry
 	default:
 		return fmt.Errorf("bad hello verdict %d", v[0])
 	}
@@ -671,38 +799,22 @@ func (p *peerError) Error() string {
 func (p *peerError) Unwrap() []error { return []error{transport.ErrPeerLost, p.err} }
 
 var (
+	errRetry       = errors.New("the peer dials us at the same time")
+	errNoCrossDial = errors.New("the peer refused our connection in favour of its own, which did not arrive in time")
 	errNoBye       = errors.New("connection closed without bye")
 	errPeerClosed  = errors.New("the peer closed its endpoint")
 	errUnsolicited = errors.New("peer wrote something other than bye")
 )
 
-// outConn is a connection this endpoint dialed, or the record of a dial that
-// failed (s nil, err set).
-type outConn struct {
-	e    *Endpoint
-	rank int
-	addr string
-	s    *sock
-
-	// peerErr is set by watch when the peer closed or vanished.
-	peerErr atomic.Pointer[peerError]
-	// failed is set by FailPeer: the connection takes no more frames.
-	failed atomic.Pointer[peerError]
-
-	wmu sync.Mutex // serialises frames on the connection
-	err error      // guarded by wmu: once set, the connection takes no frames
-	hdr [transport.HeaderSize]byte
-}
-
 // usable returns c, or the error that makes it unusable.
-func (c *outConn) usable() (*outConn, error) {
+func (c *conn) usable() (*conn, error) {
 	if c.s == nil {
 		return nil, c.err
 	}
 	return c, nil
 }
 
-func (c *outConn) send(h transport.Header, payload []byte) error {
+func (c *conn) send(h transport.Header, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.err != nil {
@@ -714,8 +826,8 @@ func (c *outConn) send(h transport.Header, payload []byte) error {
 	if p := c.peerErr.Load(); p != nil {
 		return p
 	}
-	h.Put(c.hdr[:])
-	err := c.s.write(c.hdr[:], payload)
+	h.Put(c.whdr[:])
+	err := c.s.write(c.whdr[:], payload)
 	if err == nil {
 		return nil
 	}
@@ -736,93 +848,7 @@ func (c *outConn) send(h transport.Header, payload []byte) error {
 
 // fail makes the connection refuse frames, with cause, and ends a write
 // waiting for room (within waitSlice): the peer will not read any more.
-func (c *outConn) fail(cause error) {
+func (c *conn) fail(cause error) {
 	c.failed.CompareAndSwap(nil, &peerError{op: "send to", rank: c.rank, addr: c.addr, err: cause})
 	c.s.setWriteDeadline(aLongTimeAgo)
-}
-
-// bye ends the connection in order during Close: it writes KindBye (unless
-// the stream is already broken), half-closes and leaves watch to wait, until
-// deadline, for the peer to close its side.
-func (c *outConn) bye(deadline time.Time) {
-	c.s.setWriteDeadline(deadline) // unblocks a Send stuck on a stalled peer
-	c.wmu.Lock()
-	if c.err == nil && c.peerErr.Load() == nil {
-		h := transport.Header{Kind: transport.KindBye, Src: int32(c.e.rank), Dst: int32(c.rank)}
-		h.Put(c.hdr[:])
-		if err := c.s.write(c.hdr[:], nil); err == nil {
-			c.s.shutdown(unix.SHUT_WR)
-		}
-	}
-	c.err = c.e.errClosed()
-	c.wmu.Unlock()
-	c.s.setReadDeadline(deadline)
-}
-
-// watch reads the dialed connection, on which the peer writes nothing but a
-// Bye when it closes. The end of the connection without one means the peer
-// is gone. While the endpoint is polled it looks every watchNap instead of
-// waiting for the socket, which would register it with the network poller
-// (see sock).
-func (c *outConn) watch() {
-	defer c.e.wg.Done()
-	defer c.s.close()
-	err := c.readBye()
-	if err == nil {
-		// The peer closed in order. Its data to us, if any, comes on the
-		// connection it dialed, ending in a Bye there.
-		c.peerErr.Store(&peerError{op: "send to", rank: c.rank, addr: c.addr, err: errPeerClosed})
-		c.e.markGone(c.rank)
-		return // closing our side lets the peer's Close finish
-	}
-	if c.e.closed.Load() {
-		return // our own Close ended the connection
-	}
-	if errors.Is(err, io.EOF) {
-		err = errNoBye
-	}
-	perr := &peerError{op: "connection to", rank: c.rank, addr: c.addr, err: err}
-	c.peerErr.Store(perr)
-	c.s.shutdown(unix.SHUT_RDWR) // fail a Send blocked on the dead peer now
-	// If the peer also dialed us, its process ending shows there too, after
-	// the last frames it sent: let that reader report it, so the Sink hears
-	// of the loss after those frames.
-	c.e.mu.Lock()
-	viaIn := c.e.inFrom[c.rank] > 0
-	c.e.mu.Unlock()
-	if !viaIn {
-		c.e.lost(c.rank, perr)
-	}
-}
-
-// watchNap is how often watch looks at its socket while the endpoint is
-// polled.
-const watchNap = 10 * time.Millisecond
-
-// readBye reads the peer's Bye from the dialed connection; nil when it came.
-func (c *outConn) readBye() error {
-	var b [transport.HeaderSize]byte
-	got := 0
-	for got < len(b) {
-		n, done, err := c.s.read(b[got:])
-		switch {
-		case done:
-			return err
-		case n > 0:
-			got += n
-			continue
-		}
-		if c.e.polled.Swap(false) && !c.e.closed.Load() {
-			time.Sleep(watchNap)
-			continue
-		}
-		if err := c.s.wait(false); err != nil {
-			return err
-		}
-	}
-	h, err := transport.ParseHeader(b[:])
-	if err == nil && (h.Kind != transport.KindBye || int(h.Src) != c.rank || int(h.Dst) != c.e.rank) {
-		err = fmt.Errorf("%w: %s frame from rank %d to rank %d", errUnsolicited, h.Kind, h.Src, h.Dst)
-	}
-	return err
 }

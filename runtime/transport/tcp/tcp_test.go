@@ -319,7 +319,7 @@ func fakePeer(t *testing.T, rank int) (addr string, got <-chan transport.Header)
 }
 
 // TestDialedPeerDies: the death of a peer we only send to is noticed by the
-// watcher of the dialed connection; later Sends fail with ErrPeerLost.
+// reader of the dialed connection; later Sends fail with ErrPeerLost.
 func TestDialedPeerDies(t *testing.T) {
 	bk := newBook()
 	addr, got := fakePeer(t, 1)
@@ -356,12 +356,12 @@ func TestNoDelay(t *testing.T) {
 	waitFrames(t, rec1, 1) // the acceptor registers its connection before it reads
 	fds := map[string]int{}
 	v, ok := e0.out.Load(1)
-	if !ok || v.(*outConn).s == nil {
+	if !ok || v.(*conn).s == nil {
 		t.Fatal("rank 0 holds no connection to rank 1")
 	}
-	fds["dialer"] = v.(*outConn).s.fd
+	fds["dialer"] = v.(*conn).s.fd
 	e1.mu.Lock()
-	for c := range e1.ins {
+	for c := range e1.conns {
 		fds["acceptor"] = c.s.fd
 	}
 	e1.mu.Unlock()
@@ -454,10 +454,10 @@ func TestConcurrentFirstSends(t *testing.T) {
 		t.Errorf("Resolve called %d times, want 1", n)
 	}
 	e0.mu.Lock()
-	n := len(e0.outs)
+	n := len(e0.conns)
 	e0.mu.Unlock()
 	if n != 1 {
-		t.Errorf("%d dialed connections, want 1", n)
+		t.Errorf("%d connections, want 1", n)
 	}
 }
 
