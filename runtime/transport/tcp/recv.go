@@ -215,6 +215,9 @@ func (c *conn) drain() bool {
 				continue
 			}
 			c.hdr, c.got, c.inFrame, c.dst, c.drop = h, 0, true, nil, closing
+			if h.Len >= quickAckMin {
+				c.s.quickAck()
+			}
 			if !closing {
 				buf := e.sink.Buffer(h)
 				if len(buf) != int(h.Len) {
