@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -267,6 +268,33 @@ func BenchmarkPingPong(b *testing.B) {
 			}
 			b.StopTimer()
 			<-done
+		})
+	}
+}
+
+// BenchmarkPollIdle measures one Poll of an endpoint with connections from
+// 1 and 16 peers on which nothing arrives: what a waiting rank spends per
+// round of its spin.
+func BenchmarkPollIdle(b *testing.B) {
+	for _, peers := range []int{1, 16} {
+		b.Run(fmt.Sprintf("peers=%d", peers), func(b *testing.B) {
+			bk := newBook()
+			rec0 := transporttest.NewRecorder(0)
+			e0 := listen(b, 0, testToken, rec0, bk)
+			for r := 1; r <= peers; r++ {
+				e := listen(b, r, testToken, transporttest.NewRecorder(r), bk)
+				if err := e.Send(data(r, 0, 0, nil), nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			rec0.Wait(b, "a frame from every peer", func(fs []transporttest.Frame, _ []transporttest.Lost) bool { return len(fs) == peers })
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if e0.Poll() {
+					b.Fatal("Poll delivered a frame nobody sent")
+				}
+			}
 		})
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -80,28 +82,77 @@ func newConn(e *Endpoint, s *sock, rank int, addr string, dialed bool) *conn {
 // Poll hands the frames that have arrived on the connections to the
 // Sink, from the calling goroutine, and reports whether it handed any. It
 // never blocks: a connection that another goroutine is reading is skipped.
-// It makes one non-blocking read per connection when nothing has arrived.
-// It is safe for concurrent use, also during and after Close (after Close it
-// does nothing).
+// It asks the kernel which sockets are readable, with one ppoll system
+// call per pollChunk connections, and reads only those. It is safe for
+// concurrent use, also during and after Close (after Close it does
+// nothing).
+//
+// Why ppoll before reading: a read of an empty socket takes the socket's
+// lock, and the kernel, delivering a segment meanwhile, finds the socket
+// owned, queues the segment on its backlog and leaves it for the reader's
+// next call; ppoll looks at the socket without the lock. A raw spinning
+// ping-pong on loopback took 4.2 µs a half round trip with bare reads and
+// 4.0 µs with poll first; and a rank with many peers makes one system call
+// a round instead of one per peer.
 func (e *Endpoint) Poll() bool {
 	p := e.polling.Load()
 	if p == nil {
 		return false
 	}
 	delivered := false
-	for _, c := range *p {
-		if !c.polled.Load() {
-			c.polled.Store(true)
+	var fds [pollChunk]unix.PollFd
+	for cs := *p; len(cs) > 0; {
+		n := min(len(cs), pollChunk)
+		for i, c := range cs[:n] {
+			if !c.polled.Load() {
+				c.polled.Store(true)
+			}
+			// The descriptor may be closed meanwhile, and its number
+			// reused: polling it is harmless, and drain is only entered
+			// under the lock, after a check of c.dead.
+			fds[i] = unix.PollFd{Fd: int32(c.s.fd), Events: unix.POLLIN | unix.POLLRDHUP}
 		}
-		if !c.mu.TryLock() {
-			continue
+		ready := readable(fds[:n])
+		for i, c := range cs[:n] {
+			if ready >= 0 && fds[i].Revents == 0 {
+				continue
+			}
+			if !c.mu.TryLock() {
+				continue
+			}
+			if !c.dead && c.end == nil && c.drain() {
+				delivered = true
+			}
+			c.mu.Unlock()
 		}
-		if !c.dead && c.end == nil && c.drain() {
-			delivered = true
-		}
-		c.mu.Unlock()
+		cs = cs[n:]
 	}
 	return delivered
+}
+
+// pollChunk is how many connections Poll asks about in one system call;
+// their poll records live on its stack.
+const pollChunk = 16
+
+// zeroTimeout makes ppoll return at once.
+var zeroTimeout unix.Timespec
+
+// readable asks the kernel, without waiting, which of fds are readable (or
+// at their end, or in error), and returns how many; -1 if the call failed,
+// and then every descriptor is to be read. A raw system call: it never
+// blocks.
+func readable(fds []unix.PollFd) int {
+	for {
+		r, _, errno := syscall.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)),
+			uintptr(unsafe.Pointer(&zeroTimeout)), 0, 0, 0)
+		switch errno {
+		case 0:
+			return int(r)
+		case unix.EINTR:
+			continue
+		}
+		return -1
+	}
 }
 
 // setPolling publishes the established connections for Poll. Called with
