@@ -29,7 +29,7 @@ import (
 //
 // Closing: the descriptor is closed once, by close, never while a write
 // holds mu; readers guarantee by their own locking that nobody reads it
-// after close (inConn.dead, or the watcher that closes it). shutdown may be
+// after close (conn.dead, set by the reader that closes it). shutdown may be
 // called at any time.
 type sock struct {
 	fd   int

@@ -122,10 +122,10 @@ const (
 	// maxHandshakes bounds the accepted connections that are still
 	// authenticating; the accept loop waits for a free slot beyond it.
 	maxHandshakes = 64
-	// readBufferSize is the read buffer of an accepted connection. Small
+	// readBufferSize is the read buffer of a connection. Small
 	// frames are read many to a system call; a payload larger than what is
 	// buffered is read directly into the Sink's buffer. Kept small because a
-	// rank may hold a connection from every other rank.
+	// rank may hold a connection with every other rank.
 	readBufferSize = 16 << 10
 )
 
@@ -842,7 +842,7 @@ func (c *conn) send(h transport.Header, payload []byte) error {
 	default:
 		c.err = &peerError{op: "send to", rank: c.rank, addr: c.addr, err: err}
 	}
-	c.s.shutdown(unix.SHUT_RDWR) // the watcher sees the end and closes it
+	c.s.shutdown(unix.SHUT_RDWR) // the reader sees the end and closes it
 	return c.err
 }
 
