@@ -459,9 +459,9 @@ func (c *conn) follow() {
 
 // ended unregisters connection c, whose stream from the peer ended with a
 // Bye (bye) or otherwise (perr). A rank is reported lost when its last
-// connection ends and any of them ended without a Bye: so the Sink hears of
-// the loss after every frame the peer sent, whichever connection carried
-// them.
+// connection ends, if one of them ended without a Bye and none brought one
+// (see lost): so the Sink hears of the loss after every frame the peer
+// sent, whichever connection carried them.
 func (e *Endpoint) ended(c *conn, perr *peerError, bye bool) {
 	e.mu.Lock()
 	delete(e.conns, c)
