@@ -120,7 +120,7 @@ func (e *Endpoint) Poll() bool {
 			if !c.mu.TryLock() {
 				continue
 			}
-			if !c.dead && c.end == nil && c.drain() {
+			if !c.dead && c.end == nil && c.drain(true) {
 				delivered = true
 			}
 			c.mu.Unlock()
@@ -173,9 +173,18 @@ func (c *conn) read(b []byte) (n int, done bool, err error) { return c.s.read(b)
 // frame. Called with c.mu held, c.dead false and c.end nil. On return,
 // c.buf holds at most an incomplete frame and the socket had no more data
 // when it last looked, so whoever waits for readability next misses nothing.
-func (c *conn) drain() bool {
+//
+// With once (Poll), a read that came back short counts as that look: drain
+// hands on what it read and returns without another read, which would
+// almost always say EAGAIN and, in a ping-pong, sit between the frame's
+// arrival and the reply (a read of an empty socket costs about as much as
+// one that finds data). Whatever arrived meanwhile is reported by Poll's
+// next ppoll, which is level-triggered. The reader, whose wait is
+// edge-triggered, drains to EAGAIN.
+func (c *conn) drain(once bool) bool {
 	e := c.e
 	delivered := false
+	empty := false // a read came back short: the socket is most likely empty
 	for {
 		if c.inFrame {
 			need := int(c.hdr.Len) - c.got
@@ -195,6 +204,9 @@ func (c *conn) drain() bool {
 				// Large remainders go straight into the Sink's buffer; small
 				// ones through c.buf, which may bring in the next frames too.
 				if !c.drop && need >= len(c.buf) {
+					if empty {
+						return delivered
+					}
 					n, done, err := c.read(c.dst[c.got:])
 					if done {
 						c.stop(err)
@@ -203,8 +215,12 @@ func (c *conn) drain() bool {
 					if n == 0 {
 						return delivered
 					}
+					empty = once && n < len(c.dst)-c.got
 					c.got += n
 				} else {
+					if empty {
+						return delivered
+					}
 					n, done, err := c.read(c.buf[c.w:])
 					if done {
 						c.stop(err)
@@ -213,6 +229,7 @@ func (c *conn) drain() bool {
 					if n == 0 {
 						return delivered
 					}
+					empty = once && n < len(c.buf)-c.w
 					c.w += n
 				}
 				continue
@@ -231,6 +248,9 @@ func (c *conn) drain() bool {
 				c.w = copy(c.buf, c.buf[c.r:c.w])
 				c.r = 0
 			}
+			if empty {
+				return delivered
+			}
 			n, done, err := c.read(c.buf[c.w:])
 			if done {
 				c.stop(err)
@@ -239,6 +259,7 @@ func (c *conn) drain() bool {
 			if n == 0 {
 				return delivered
 			}
+			empty = once && n < len(c.buf)-c.w
 			c.w += n
 			continue
 		}
@@ -317,7 +338,7 @@ func (c *conn) run() {
 	for {
 		c.mu.Lock()
 		if c.end == nil {
-			c.drain()
+			c.drain(false)
 		}
 		ended := c.end != nil
 		c.mu.Unlock()
