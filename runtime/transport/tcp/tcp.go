@@ -50,8 +50,10 @@
 // payloads come through a 16 KiB buffer, many frames per system call (a
 // frame whose payload is all in that buffer goes to a transport.FrameSink
 // in one call); a payload remainder of 16 KiB or more is read straight into
-// the Sink's buffer. Whoever reads does so until the socket says EAGAIN, which leaves
-// at most an incomplete frame behind.
+// the Sink's buffer. The reader reads until the socket says EAGAIN; a
+// poller asks ppoll which sockets are readable and stops at a read that
+// came back short (see drain). Either leaves at most an incomplete frame
+// behind.
 //
 // The reader drains the socket and, while nobody polls, waits for it to
 // become readable. The descriptor stays valid for pollers because only the
