@@ -805,7 +805,6 @@ var (
 	errNoCrossDial = errors.New("the peer refused our connection in favour of its own, which did not arrive in time")
 	errNoBye       = errors.New("connection closed without bye")
 	errPeerClosed  = errors.New("the peer closed its endpoint")
-	errUnsolicited = errors.New("peer wrote something other than bye")
 )
 
 // usable returns c, or the error that makes it unusable.
