@@ -25,7 +25,11 @@
 #   coll    both coll2 and coll8
 #
 # It then prints one markdown table per measure: the median over rounds per
-# configuration, and the ratio gorun / OpenMPI of those medians.
+# configuration, and paired ratios: the median over rounds of gorun's value
+# / OpenMPI's in the same round, with the number of rounds in which gorun
+# did better, e.g. "0.93× (4/5)". The machine's slow periods last minutes
+# and hit both sides of a round; a ratio of medians can pair a fast round
+# of one with a slow round of the other.
 #
 # Installs nothing unless INSTALL=1. Needs OpenMPI (mpicc.openmpi,
 # mpirun.openmpi); MPICH is optional. Every command is bounded by `timeout`.
@@ -34,7 +38,7 @@
 #   RUNS=3             rounds
 #   SCALE=1            iteration scale of pingpong (C) / bench pingpong (Go)
 #   RING_LAPS2=20000   laps of ring n=2
-#   RING_LAPS8=2000    laps of ring n=8 (MPICH: RING_LAPS8_MPICH=200, it spins
+#   RING_LAPS8=20000   laps of ring n=8 (MPICH: RING_LAPS8_MPICH=200, it spins
 #                      out whole time slices when oversubscribed)
 #   IDLE_S=3           seconds of idle
 #   COLL_T=0.5         target seconds per collective test (coll.c's argument)
@@ -44,6 +48,7 @@
 #   BASELINE_DIR=<repo>/../shared/bench   where c/*.c are
 #   OUT=DIR            binaries, raw outputs, summary.md (default: a new temp dir)
 #   INSTALL=1          apt-get install the MPI packages if missing
+#   SUMMARY_ONLY=1     run nothing: summarise the raw outputs in OUT again
 set -u
 
 cd "$(dirname "$(readlink -f "$0")")" || exit 1
@@ -52,7 +57,7 @@ BASELINE_DIR=${BASELINE_DIR:-$ROOT/../shared/bench}
 RUNS=${RUNS:-3}
 SCALE=${SCALE:-1}
 RING_LAPS2=${RING_LAPS2:-20000}
-RING_LAPS8=${RING_LAPS8:-2000}
+RING_LAPS8=${RING_LAPS8:-20000}
 RING_LAPS8_MPICH=${RING_LAPS8_MPICH:-200}
 IDLE_S=${IDLE_S:-3}
 COLL_T=${COLL_T:-0.5}
@@ -114,18 +119,24 @@ done
 # ------------------------------------------------------------------ build
 BIN=$OUT/bin
 RAW=$OUT/raw
-mkdir -p "$BIN/ompi" "$BIN/mpich" "$RAW" || exit 1
-rm -f "$RAW"/*.txt
-echo "== build into $BIN"
-for src in "$BASELINE_DIR"/c/{pingpong,ring,idle,coll}.c "$PWD/c/alltoall.c"; do
-    p=$(basename "$src" .c)
-    timeout 120 mpicc.openmpi -O2 -Wall -o "$BIN/ompi/$p" "$src" || exit 1
-    if have mpicc.mpich; then
-        # -Wno-stringop-overflow: gcc 12 false positive on MPICH's MPI_STATUSES_IGNORE
-        timeout 120 mpicc.mpich -O2 -Wall -Wno-stringop-overflow -o "$BIN/mpich/$p" "$src" || exit 1
-    fi
-done
-(cd "$ROOT" && timeout 300 go build -o "$BIN/gorun" ./cmd/gorun && timeout 300 go build -o "$BIN/bench" ./examples/bench) || exit 1
+if [ "${SUMMARY_ONLY:-0}" = 1 ]; then
+    # Summarise the raw outputs already in $OUT/raw: as many rounds as they hold.
+    RUNS=$(find "$RAW" -name '*.run*.txt' 2>/dev/null | sed -n 's/.*\.run\([0-9]*\)\..*/\1/p' | sort -n | tail -1)
+    [ -n "$RUNS" ] || { echo "compare.sh: no raw outputs in $RAW" >&2; exit 1; }
+else
+    mkdir -p "$BIN/ompi" "$BIN/mpich" "$RAW" || exit 1
+    rm -f "$RAW"/*.txt
+    echo "== build into $BIN"
+    for src in "$BASELINE_DIR"/c/{pingpong,ring,idle,coll}.c "$PWD/c/alltoall.c"; do
+        p=$(basename "$src" .c)
+        timeout 120 mpicc.openmpi -O2 -Wall -o "$BIN/ompi/$p" "$src" || exit 1
+        if have mpicc.mpich; then
+            # -Wno-stringop-overflow: gcc 12 false positive on MPICH's MPI_STATUSES_IGNORE
+            timeout 120 mpicc.mpich -O2 -Wall -Wno-stringop-overflow -o "$BIN/mpich/$p" "$src" || exit 1
+        fi
+    done
+    (cd "$ROOT" && timeout 300 go build -o "$BIN/gorun" ./cmd/gorun && timeout 300 go build -o "$BIN/bench" ./examples/bench) || exit 1
+fi
 
 ROOTFLAG=""
 [ "$(id -u)" = 0 ] && ROOTFLAG="--allow-run-as-root"
@@ -176,6 +187,7 @@ coll() {
 
 # ------------------------------------------------------------------ rounds
 for i in $(seq 1 "$RUNS"); do
+    [ "${SUMMARY_ONLY:-0}" = 1 ] && break
     echo "== round $i / $RUNS"
     for m in $MEASURES; do
         for cfg in $CONFIGS; do
@@ -213,7 +225,7 @@ fi
         "$(mpirun.openmpi --version 2>&1 | head -1);" \
         "$(have mpichversion && mpichversion | awk -F':[ \t]*' '/Version/ {print "MPICH " $2; exit}');" \
         "$(go version | awk '{print $3}'). RUNS=$RUNS SCALE=$SCALE COLL_T=$COLL_T COLL_T_MPICH8=$COLL_T_MPICH8," \
-        "medians over rounds."
+        "medians over rounds; ratios: the median of per-round ratios (rounds in which gorun did better / rounds)."
     echo
     awk -v configs="$CONFIGS" -v runs="$RUNS" -v idle_s="$IDLE_S" -v coll_t="$COLL_T" -v coll_t8="$COLL_T_MPICH8" '
     # Sort a[1..n] ascending (insertion sort: mawk has no asort).
@@ -249,7 +261,29 @@ fi
         if (n >= 1024 && n % 1024 == 0) return (n / 1024) "K"
         return n
     }
-    function add(key, v) { val[key] = (key in val) ? val[key] " " v : v }
+    # add(M, C, R, V): value V of measure M, config C, row key R, in the
+    # round of this file; val[] keeps the values of every round, one[]
+    # the value of each round.
+    function add(m, c, r, v,    key) {
+        key = m SUBSEP c SUBSEP r
+        val[key] = (key in val) ? val[key] " " v : v
+        one[key, round] = v
+    }
+    # pair(M, R, A, B, HB): the median over rounds of the value of A / that of B
+    # in the same round, and in how many of those rounds A did better
+    # (higher with HB, else lower): "0.93× (4/5)". Rounds run every config
+    # back to back, so a slow period hits both sides of a round alike.
+    function pair(m, r, a, b, hb,    i, ka, kb, rs, n, better) {
+        ka = m SUBSEP a SUBSEP r; kb = m SUBSEP b SUBSEP r
+        n = 0; better = 0; rs = ""
+        for (i = 1; i <= maxround; i++) {
+            if (!(((ka, i) in one) && ((kb, i) in one)) || one[kb, i] <= 0) continue
+            rs = rs " " (one[ka, i] / one[kb, i]); n++
+            if (hb ? one[ka, i] > one[kb, i] : one[ka, i] < one[kb, i]) better++
+        }
+        if (n == 0) return "–"
+        return ratio(median(rs), 1) " (" better "/" n ")"
+    }
     function has(c) { return (" " configs " ") ~ (" " c " ") }
     # Header and separator of a table with one column per config, then ratios.
     function header(first,    h, s, j) {
@@ -260,15 +294,12 @@ fi
         print h; print s
     }
     # One row: medians of measure m, row key r, for every config (d decimals),
-    # then the ratios.
-    function row(label, m, r, d,    line, j, md) {
+    # then the paired ratios (see pair; HB: higher is better).
+    function row(label, m, r, d, hb,    line, j) {
         line = "| " label " |"
-        for (j = 1; j <= nc; j++) {
-            md[cf[j]] = median(val[m SUBSEP cf[j] SUBSEP r])
-            line = line " " num(md[cf[j]], d) " |"
-        }
-        if (has("gorun") && has("ompi_shm")) line = line " " ratio(md["gorun"], md["ompi_shm"]) " |"
-        if (has("gorun_tcp") && has("ompi_tcp")) line = line " " ratio(md["gorun_tcp"], md["ompi_tcp"]) " |"
+        for (j = 1; j <= nc; j++) line = line " " num(median(val[m SUBSEP cf[j] SUBSEP r]), d) " |"
+        if (has("gorun") && has("ompi_shm")) line = line " " pair(m, r, "gorun", "ompi_shm", hb) " |"
+        if (has("gorun_tcp") && has("ompi_tcp")) line = line " " pair(m, r, "gorun_tcp", "ompi_tcp", hb) " |"
         print line
     }
     BEGIN { opord["allreduce"] = 1; opord["bcast"] = 2; opord["barrier"] = 3; opord["alltoall"] = 4 }
@@ -288,7 +319,8 @@ fi
     FNR == 1 {
         # raw/MEASURE.CONFIG.runN.txt
         n = split(FILENAME, p, "/"); split(p[n], q, ".")
-        m = q[1]; c = q[2]; file = p[n]
+        m = q[1]; c = q[2]; file = p[n]; round = substr(q[3], 4) + 0
+        if (round > maxround) maxround = round
     }
     /^# rc=/ {
         rc = substr($0, 6) + 0
@@ -301,21 +333,21 @@ fi
     m ~ /^coll[28]$/ && NF == 6 && $1 in opord && $2 ~ /^[0-9]+$/ {
         k = $1 SUBSEP ($2 + 0)
         if (!((m SUBSEP k) in ckey)) { ckey[m SUBSEP k] = 1; nck[m]++; ck[m, nck[m]] = k; cbytes[k] = $3 + 0 }
-        add(m SUBSEP c SUBSEP k, $4)
+        add(m, c, k, $4)
         next
     }
     m == "pp" && NF == 5 && $1 ~ /^[0-9]+$/ {
         size[$1 + 0] = 1
-        if ($4 > 0) add("pp" SUBSEP c SUBSEP "lat" SUBSEP $1, $2)
-        if ($5 > 0) add("pp" SUBSEP c SUBSEP "bw" SUBSEP $1, $3)
+        if ($4 > 0) add("pp", c, "lat" SUBSEP ($1 + 0), $2)
+        if ($5 > 0) add("pp", c, "bw" SUBSEP ($1 + 0), $3)
         next
     }
     $1 == "ring" {
-        for (k = 2; k <= NF; k++) if ($k ~ /^us_per_hop=/) add(m SUBSEP c SUBSEP "hop", substr($k, 12))
+        for (k = 2; k <= NF; k++) if ($k ~ /^us_per_hop=/) add(m, c, "hop", substr($k, 12))
         next
     }
     $1 == "idle" && $2 == "wait" {
-        add("idle" SUBSEP c SUBSEP "wall", $3); add("idle" SUBSEP c SUBSEP "cpu", $6)
+        add("idle", c, "wall", $3); add("idle", c, "cpu", $6)
         next
     }
     END {
@@ -336,7 +368,7 @@ fi
             print "Ratio < 1: gorun reaches that fraction of OpenMPI'"'"'s bandwidth."
             print ""
             header("size")
-            for (j = 1; j <= ns; j++) if (sz[j] > 0) row(human(sz[j]), "pp", "bw" SUBSEP sz[j], 1)
+            for (j = 1; j <= ns; j++) if (sz[j] > 0) row(human(sz[j]), "pp", "bw" SUBSEP sz[j], 1, 1)
             print ""
         }
         hdr = 0
