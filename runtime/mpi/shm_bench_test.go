@@ -151,3 +151,90 @@ func BenchmarkShmSendRecvOneGoroutine(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkShmWindow is examples/bench bw's pattern for 8-byte messages:
+// rank 0 posts a window of Isends, rank 1 a window of Irecvs, and both wait
+// for all of them. In one goroutine (the software cost of a message on
+// both sides) and in two (as two ranks run it, with an ack per window).
+// ns/op is one message.
+func BenchmarkShmWindow(b *testing.B) {
+	const window = 64
+	b.Run("oneGoroutine", func(b *testing.B) {
+		ws := shmPair(b)
+		c0, c1 := ws[0].comm, ws[1].comm
+		out, in := lineBuf[byte](8), lineBuf[byte](8)
+		sreq, rreq := make([]*Request, window), make([]*Request, window)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			w := i % window
+			var err error
+			if sreq[w], err = Isend(c0, out, 1, 1); err != nil {
+				b.Fatal(err)
+			}
+			if rreq[w], err = Irecv(c1, in, 0, 1); err != nil {
+				b.Fatal(err)
+			}
+			if w == window-1 {
+				if _, err := WaitAll(sreq...); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := WaitAll(rreq...); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("pair", func(b *testing.B) {
+		ws := shmPair(b)
+		c0, c1 := ws[0].comm, ws[1].comm
+		windows := b.N/window + 1
+		done := make(chan error, 1)
+		go func() { // rank 1: windows of Irecvs, an ack after each
+			in, ack := lineBuf[byte](8), lineBuf[int32](1)
+			reqs := make([]*Request, window)
+			for range windows {
+				for w := range reqs {
+					r, err := Irecv(c1, in, 0, 1)
+					if err != nil {
+						done <- err
+						return
+					}
+					reqs[w] = r
+				}
+				if _, err := WaitAll(reqs...); err != nil {
+					done <- err
+					return
+				}
+				if err := Send(c1, ack, 0, 2); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		out, ack := lineBuf[byte](8), lineBuf[int32](1)
+		reqs := make([]*Request, window)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range windows {
+			for w := range reqs {
+				r, err := Isend(c0, out, 1, 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				reqs[w] = r
+			}
+			if _, err := WaitAll(reqs...); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := Recv(c0, ack, 1, 2); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(windows*window), "ns/msg")
+	})
+}
