@@ -17,7 +17,9 @@ import (
 //
 //   - pure polling for spinTime,
 //   - then polling with sched_yield between rounds, which hands the core to
-//     another runnable process at once, for up to spinBudget in all,
+//     another runnable process at once, for up to spinBudget in all (counted
+//     from the last poll that made progress: a message streaming in over
+//     TCP keeps its receiver polling),
 //   - then the goroutine parks; the transport's own reader goroutine sleeps
 //     (shm: on a FIFO doorbell in the netpoller, which holds no scheduler
 //     slot) and wakes it when a message arrives.
@@ -45,13 +47,20 @@ func (w *world) wait(r *request) {
 	if len(w.pollers) > 0 {
 		sp := spinner{yield: w.oversubscribed}
 		for {
+			progress := false
 			for _, p := range w.pollers {
-				if p.Poll() && r.isDone() {
-					return // skip the other pollers: the reply is on the critical path
+				if p.Poll() {
+					if r.isDone() {
+						return // skip the other pollers: the reply is on the critical path
+					}
+					progress = true
 				}
 			}
 			if r.isDone() {
 				return
+			}
+			if progress {
+				sp.restart()
 			}
 			if ok, _ := sp.more(osYield); !ok {
 				break
@@ -88,6 +97,13 @@ func (s *spinner) more(yield func()) (ok, tick bool) {
 		yield()
 	}
 	return true, tick
+}
+
+// restart starts the spinning budget again, keeping the yielding: frames
+// are moving (a large payload streaming in over TCP takes longer than
+// spinBudget), and parking now would only add a wake-up to its end.
+func (s *spinner) restart() {
+	s.start = time.Time{}
 }
 
 // poll runs one round of polling, for Test.

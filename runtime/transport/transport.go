@@ -198,10 +198,12 @@ type Endpoint interface {
 // cost of waking a sleeping thread when a reply is only microseconds away.
 type Poller interface {
 	// Poll hands frames that have already arrived to the Sink, from the
-	// calling goroutine, and reports whether it handed any. It may hand
-	// only some of them (shm hands one a call); callers that wait poll
-	// again. It never blocks; concurrent callers are safe (all but one may
-	// return false at once).
+	// calling goroutine, and reports whether it made progress: handed any,
+	// or took in part of one still arriving (callers that wait keep
+	// spinning while frames make progress). It may hand only some of them
+	// (shm hands one a call); callers that wait poll again. It never
+	// blocks; concurrent callers are safe (all but one may return false at
+	// once).
 	Poll() bool
 }
 

@@ -73,6 +73,7 @@ type conn struct {
 	dst     []byte           // where its payload goes: the Sink's buffer
 	drop    bool             // the payload is read and dropped (the endpoint closes)
 	got     int              // payload bytes of hdr read so far
+	took    bool             // a read since Poll cleared it returned bytes
 }
 
 func newConn(e *Endpoint, s *sock, rank int, addr string, dialed bool) *conn {
@@ -80,7 +81,9 @@ func newConn(e *Endpoint, s *sock, rank int, addr string, dialed bool) *conn {
 }
 
 // Poll hands the frames that have arrived on the connections to the
-// Sink, from the calling goroutine, and reports whether it handed any. It
+// Sink, from the calling goroutine, and reports whether it handed any, or
+// took in bytes of a frame still arriving (a large payload streams in over
+// many calls: its receiver keeps polling while it does). It
 // never blocks: a connection that another goroutine is reading is skipped.
 // It asks the kernel which sockets are readable, with one ppoll system
 // call per pollChunk connections, and reads only those. It is safe for
@@ -99,7 +102,7 @@ func (e *Endpoint) Poll() bool {
 	if p == nil {
 		return false
 	}
-	delivered := false
+	progress := false
 	var fds [pollChunk]unix.PollFd
 	for cs := *p; len(cs) > 0; {
 		n := min(len(cs), pollChunk)
@@ -112,7 +115,7 @@ func (e *Endpoint) Poll() bool {
 			// under the lock, after a check of c.dead.
 			fds[i] = unix.PollFd{Fd: int32(c.s.fd), Events: unix.POLLIN | unix.POLLRDHUP}
 		}
-		ready := readable(fds[:n])
+		ready := pollNow(fds[:n])
 		for i, c := range cs[:n] {
 			if ready >= 0 && fds[i].Revents == 0 {
 				continue
@@ -120,14 +123,17 @@ func (e *Endpoint) Poll() bool {
 			if !c.mu.TryLock() {
 				continue
 			}
-			if !c.dead && c.end == nil && c.drain(true) {
-				delivered = true
+			if !c.dead && c.end == nil {
+				c.took = false
+				if c.drain(true) || c.took {
+					progress = true
+				}
 			}
 			c.mu.Unlock()
 		}
 		cs = cs[n:]
 	}
-	return delivered
+	return progress
 }
 
 // pollChunk is how many connections Poll asks about in one system call;
@@ -137,11 +143,11 @@ const pollChunk = 16
 // zeroTimeout makes ppoll return at once.
 var zeroTimeout unix.Timespec
 
-// readable asks the kernel, without waiting, which of fds are readable (or
-// at their end, or in error), and returns how many; -1 if the call failed,
+// pollNow asks the kernel, without waiting, which of fds are ready for
+// their events (or at their end, or in error), and returns how many; -1 if the call failed,
 // and then every descriptor is to be read. A raw system call: it never
 // blocks.
-func readable(fds []unix.PollFd) int {
+func pollNow(fds []unix.PollFd) int {
 	for {
 		r, _, errno := syscall.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)),
 			uintptr(unsafe.Pointer(&zeroTimeout)), 0, 0, 0)
@@ -166,7 +172,13 @@ func (e *Endpoint) setPolling() {
 }
 
 // read reads from the socket into b, without blocking (see sock.read).
-func (c *conn) read(b []byte) (n int, done bool, err error) { return c.s.read(b) }
+func (c *conn) read(b []byte) (n int, done bool, err error) {
+	n, done, err = c.s.read(b)
+	if n > 0 {
+		c.took = true
+	}
+	return n, done, err
+}
 
 // drain reads and hands on frames until the socket has no more bytes (or
 // the stream ends: c.end is then set). It reports whether it delivered any
