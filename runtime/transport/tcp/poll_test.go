@@ -312,7 +312,8 @@ func TestPollReportsPartialFrame(t *testing.T) {
 	payload := make([]byte, size)
 	sent := make(chan error, 1)
 	go func() { sent <- e0.Send(data(0, 1, 0, payload), payload) }() // joined below
-	partial := 0                                                     // Polls that made progress while the frame was incomplete
+	// Polls that made progress while the frame was incomplete:
+	partial := 0
 	for s1.n.Load() == 0 {
 		if e1.Poll() && s1.n.Load() == 0 {
 			partial++
