@@ -1,3 +1,5 @@
+//go:build linux
+
 package launcher_test
 
 // TestMultiHostNamespaces builds a three-host cluster on this machine out

@@ -23,11 +23,11 @@ type stdinForwarder struct {
 func newStdinForwarder(src io.Reader, dst *os.File) (*stdinForwarder, error) {
 	f := &stdinForwarder{src: src, dst: dst, wakeR: -1, wakeW: -1}
 	if _, ok := src.(*os.File); ok {
-		var p [2]int
-		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		r, w, err := stopPipe()
+		if err != nil {
 			return nil, err
 		}
-		f.wakeR, f.wakeW = p[0], p[1]
+		f.wakeR, f.wakeW = r, w
 	}
 	return f, nil
 }

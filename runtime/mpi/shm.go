@@ -18,6 +18,9 @@ import (
 //
 // After the unlink no file of the job is left in /dev/shm, so even a kill -9
 // leaves nothing behind. GORUN_TRANSPORT=tcp skips all of it, on every rank.
+// On a platform without the transport a rank takes part in the fences (the
+// job may have Linux hosts too) with no local peers: its neighbours on the
+// host reach it over TCP.
 func (w *world) setupShm(ctx context.Context) error {
 	if os.Getenv(rendezvous.EnvTransport) == "tcp" || w.job == "" {
 		return nil
@@ -26,6 +29,9 @@ func (w *world) setupShm(ctx context.Context) error {
 	for r := range w.size {
 		if r == w.rank {
 			local = append(local, r)
+			continue
+		}
+		if !shm.Supported {
 			continue
 		}
 		info, err := w.peer(ctx, r)

@@ -64,6 +64,11 @@ var (
 // maxLocal bounds Config.Local.
 const maxLocal = 1 << 12
 
+// Supported reports whether this platform has the transport (Linux only:
+// it needs futexes and process_vm_readv). Elsewhere Create fails, and
+// package mpi routes ranks on one host over TCP instead.
+const Supported = true
+
 // Endpoint is one rank's shared-memory endpoint. Send, Poll and Close are
 // safe for concurrent use by any number of goroutines; Attach and Unlink are
 // called once each by the goroutine that set the endpoint up.

@@ -15,6 +15,9 @@ type Endpoint struct{}
 
 var errUnsupported = fmt.Errorf("shm: shared-memory transport needs Linux: %w", errors.ErrUnsupported)
 
+// Supported reports whether this platform has the transport: not this one.
+const Supported = false
+
 // Create fails: the transport needs Linux (futexes, process_vm_readv).
 func Create(cfg Config) (*Endpoint, error) { return nil, errUnsupported }
 

@@ -6,9 +6,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -113,7 +111,7 @@ func (e *Endpoint) Poll() bool {
 			// The descriptor may be closed meanwhile, and its number
 			// reused: polling it is harmless, and drain is only entered
 			// under the lock, after a check of c.dead.
-			fds[i] = unix.PollFd{Fd: int32(c.s.fd), Events: unix.POLLIN | unix.POLLRDHUP}
+			fds[i] = unix.PollFd{Fd: int32(c.s.fd), Events: unix.POLLIN | pollRdHup}
 		}
 		ready := pollNow(fds[:n])
 		for i, c := range cs[:n] {
@@ -139,27 +137,6 @@ func (e *Endpoint) Poll() bool {
 // pollChunk is how many connections Poll asks about in one system call;
 // their poll records live on its stack.
 const pollChunk = 16
-
-// zeroTimeout makes ppoll return at once.
-var zeroTimeout unix.Timespec
-
-// pollNow asks the kernel, without waiting, which of fds are ready for
-// their events (or at their end, or in error), and returns how many; -1 if the call failed,
-// and then every descriptor is to be read. A raw system call: it never
-// blocks.
-func pollNow(fds []unix.PollFd) int {
-	for {
-		r, _, errno := syscall.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)),
-			uintptr(unsafe.Pointer(&zeroTimeout)), 0, 0, 0)
-		switch errno {
-		case 0:
-			return int(r)
-		case unix.EINTR:
-			continue
-		}
-		return -1
-	}
-}
 
 // setPolling publishes the established connections for Poll. Called with
 // e.mu held whenever e.conns changes.

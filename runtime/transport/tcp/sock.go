@@ -196,7 +196,7 @@ func (s *sock) spinWritable() bool {
 			}
 		}
 		if yield {
-			_, _, _ = syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
+			yieldCPU()
 		}
 	}
 }
@@ -207,7 +207,7 @@ func (s *sock) spinWritable() bool {
 // this wait only, in slices of at most waitSlice.
 func (s *sock) wait(write bool) error {
 	dl := &s.rdl
-	events := int16(unix.POLLIN | unix.POLLRDHUP)
+	events := int16(unix.POLLIN | pollRdHup)
 	if write {
 		dl, events = &s.wdl, unix.POLLOUT
 	}
@@ -255,19 +255,6 @@ func (s *sock) wait(write bool) error {
 // quickAckMin is the payload size from which the receiver asks the kernel
 // to acknowledge every segment at once (quickAck).
 const quickAckMin = 512 << 10
-
-// quickAck makes the kernel acknowledge the segments that arrive next at
-// once. A connection that carries frames both ways looks interactive to
-// Linux ("pingpong" mode), which then holds acknowledgements back to let
-// them ride on the next reply; during a large payload that starves the
-// sender of window and send-buffer space. On loopback a 1 MiB ping-pong
-// took 155 µs a half round trip without and 123 µs with it. The mode lasts
-// a few segments and comes back by itself, so small frames that follow
-// still carry their acknowledgements. Failure only costs speed, so it is
-// ignored. The caller ensures the descriptor is open.
-func (s *sock) quickAck() {
-	_ = unix.SetsockoptInt(s.fd, unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1)
-}
 
 // setReadDeadline and setWriteDeadline bound later and current waits; the
 // zero time removes the bound.

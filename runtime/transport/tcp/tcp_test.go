@@ -718,7 +718,7 @@ func TestShutdownAfterClose(t *testing.T) {
 	s1.close()
 	// Another connection takes over the freed descriptor number (nothing
 	// was opened in between, so the number is free).
-	if err := unix.Dup3(s2.fd, old, unix.O_CLOEXEC); err != nil {
+	if err := unix.Dup2(s2.fd, old); err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Close(old)
