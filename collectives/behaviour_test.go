@@ -139,7 +139,7 @@ func TestNonBlockingOverlap(t *testing.T) {
 					if err := Allreduce(c, nil, s, Sum); err != nil {
 						return err
 					}
-					if _, err := mpi.WaitAll(q1, q2, q3); err != nil {
+					if err := mpi.WaitAll(q1, q2, q3); err != nil {
 						return err
 					}
 					if err := mpi.Send(c, []int64{int64(r)}, (r+1)%p, 5); err != nil {
@@ -172,7 +172,7 @@ func TestNonBlockingOverlap(t *testing.T) {
 			q1 := Ireduce(c, []int{r, r, r}, sum, Sum, 2)
 			q2 := Iallgather(c, []int{r * r}, all)
 			q3 := Ibarrier(c)
-			if _, err := mpi.WaitAll(q1, q2, q3); err != nil {
+			if err := mpi.WaitAll(q1, q2, q3); err != nil {
 				return err
 			}
 			for i := range p {

@@ -184,7 +184,7 @@ func bandwidth(c *mpi.Comm, sbuf, rbuf []byte, iters, warm int) (float64, error)
 				}
 				reqs[w] = r
 			}
-			if _, err := mpi.WaitAll(reqs...); err != nil {
+			if err := mpi.WaitAll(reqs...); err != nil {
 				return 0, err
 			}
 			if _, err := mpi.Recv(c, ack, 1, tagAck); err != nil {
@@ -202,7 +202,7 @@ func bandwidth(c *mpi.Comm, sbuf, rbuf []byte, iters, warm int) (float64, error)
 				}
 				reqs[w] = r
 			}
-			if _, err := mpi.WaitAll(reqs...); err != nil {
+			if err := mpi.WaitAll(reqs...); err != nil {
 				return 0, err
 			}
 			if err := mpi.Send(c, ack, 0, tagAck); err != nil {
@@ -216,6 +216,6 @@ func bandwidth(c *mpi.Comm, sbuf, rbuf []byte, iters, warm int) (float64, error)
 // waitAfter completes the requests already started before a failed post, so
 // none is left running with our buffers, and returns err.
 func waitAfter(err error, started []*mpi.Request) error {
-	_, _ = mpi.WaitAll(started...)
+	_ = mpi.WaitAll(started...)
 	return err
 }

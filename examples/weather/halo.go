@@ -129,7 +129,7 @@ func (x *exchanger) post(fields ...[]float64) error {
 // halos into fields. At a wall (peer ProcNull) nothing arrives and the halo
 // is left alone: the physics never reads it (see block.rowOff).
 func (x *exchanger) finish(fields ...[]float64) error {
-	if _, err := mpi.WaitAll(x.reqs...); err != nil {
+	if err := mpi.WaitAll(x.reqs...); err != nil {
 		return err
 	}
 	for s := range x.sides {

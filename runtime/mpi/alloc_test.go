@@ -52,6 +52,37 @@ func TestSteadyStateAllocsNonBlocking(t *testing.T) {
 	}
 }
 
+// TestWaitAllAllocs: a window of Irecvs completed with WaitAll allocates
+// one Request per Irecv and nothing else (WaitAll returned a slice of
+// statuses once: 65 allocations a window of 64).
+func TestWaitAllAllocs(t *testing.T) {
+	c := singleton(t)
+	const window = 64
+	out, in := []float64{1}, make([]float64, 1)
+	reqs := make([]*mpi.Request, window)
+	step := func() {
+		for i := range reqs {
+			if err := mpi.Send(c, out, 0, 7); err != nil {
+				t.Fatal(err)
+			}
+			r, err := mpi.Irecv(c, in, 0, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reqs[i] = r
+		}
+		if err := mpi.WaitAll(reqs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		step()
+	}
+	if n := testing.AllocsPerRun(100, step); n > window {
+		t.Errorf("a window of %d Irecvs and a WaitAll allocates %.1f times; want at most %d (the Requests)", window, n, window)
+	}
+}
+
 // singleton returns the world of a rank started without a launcher (a
 // world of one, over the self transport); Cleanup finalizes it.
 func singleton(tb testing.TB) *mpi.Comm {

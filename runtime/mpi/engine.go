@@ -28,10 +28,11 @@ type request struct {
 
 	dst int32 // synchronous send: destination world rank
 
-	state  atomic.Uint32 // statePending, stateParked or stateDone
-	done   chan struct{} // capacity 1: the token complete sends a parked waiter
-	status Status
-	err    error
+	state    atomic.Uint32 // statePending, stateParked or stateDone
+	done     chan struct{} // capacity 1: the token complete sends a parked waiter
+	selected bool          // Request.doneCh handed out done: a token may still come
+	status   Status
+	err      error
 }
 
 // requestCache is a world's free list of requests. It is a plain capped

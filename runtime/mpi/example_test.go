@@ -66,7 +66,7 @@ func ExampleIrecv() {
 		if err != nil {
 			return err
 		}
-		if _, err := mpi.WaitAll(rq, sq); err != nil {
+		if err := mpi.WaitAll(rq, sq); err != nil {
 			return err
 		}
 		if c.Rank() == 0 {

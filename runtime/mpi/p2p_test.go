@@ -109,7 +109,7 @@ func TestPostedOrder(t *testing.T) {
 		if err := mpi.Send(c, []int{0}, 0, 99); err != nil {
 			return err
 		}
-		if _, err := mpi.WaitAll(ra, rb); err != nil {
+		if err := mpi.WaitAll(ra, rb); err != nil {
 			return err
 		}
 		if a[0] != 1 || b[0] != 2 {

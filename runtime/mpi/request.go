@@ -11,13 +11,13 @@ import (
 // Issend and Irecv. Complete it with Wait, WaitContext, Test, WaitAll or
 // WaitAny. A Request may be waited on from one goroutine at a time; after it
 // completed, Wait returns the same result again.
+//
+// A Request is 64 bytes, one allocation per Irecv (Isend returns a shared
+// one): keep it so, since small messages are sent many at a time.
 type Request struct {
-	r        *request // nil when the operation completed at once, or once finished
-	status   Status
-	err      error
-	after    func(*request) error // runs once after completion (value decoding)
-	ran      bool
-	selected bool // doneCh handed out r.done: a completion token may still come
+	r      *request // nil when the operation completed at once, or once finished
+	status Status
+	err    error
 }
 
 // closed is a channel that is always ready, for requests complete at birth.
@@ -27,11 +27,11 @@ var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c
 // select. It marks the request parked, so completion sends the token; the
 // token may be taken only once, and finish caches the outcome after that.
 func (q *Request) doneCh() <-chan struct{} {
-	if q.r == nil || q.ran {
+	if q.r == nil {
 		return closed
 	}
 	if q.r.state.CompareAndSwap(statePending, stateParked) || q.r.state.Load() == stateParked {
-		q.selected = true
+		q.r.selected = true
 		return q.r.done
 	}
 	return closed // done
@@ -41,13 +41,9 @@ func (q *Request) doneCh() <-chan struct{} {
 // unless a select may still be owed its completion token, returns the
 // internal request to its world's free list.
 func (q *Request) finish() (Status, error) {
-	if q.r != nil && !q.ran {
-		q.ran = true
+	if q.r != nil {
 		q.status, q.err = q.r.status, q.r.err
-		if q.err == nil && q.after != nil {
-			q.err = q.after(q.r)
-		}
-		if !q.selected {
+		if !q.r.selected {
 			// Nobody else holds r: the engine dropped it before it
 			// completed r, and a waiter that parked took its token.
 			q.r.release()
@@ -59,9 +55,13 @@ func (q *Request) finish() (Status, error) {
 
 // Wait blocks until the operation completes and returns its Status (for
 // receives) and error.
-func (q *Request) Wait() (Status, error) {
-	if q.r != nil && !q.ran {
-		q.r.comm.w.wait(q.r)
+func (q *Request) Wait() (Status, error) { return q.wait(false) }
+
+// wait is Wait; batch asks the transports for every frame that has arrived
+// at each poll (WaitAll).
+func (q *Request) wait(batch bool) (Status, error) {
+	if q.r != nil {
+		q.r.comm.w.waitFor(q.r, batch)
 	}
 	return q.finish()
 }
@@ -89,7 +89,7 @@ func (r *request) isSend() bool { return r.op == "issend" || r.op == "ssend" }
 // Test reports whether the operation has completed, and if so its Status
 // and error. It never blocks.
 func (q *Request) Test() (bool, Status, error) {
-	if q.r != nil && !q.ran && !q.r.isDone() {
+	if q.r != nil && !q.r.isDone() {
 		q.r.comm.w.poll()
 		if !q.r.isDone() {
 			return false, Status{}, nil
@@ -99,23 +99,21 @@ func (q *Request) Test() (bool, Status, error) {
 	return true, st, err
 }
 
-// WaitAll waits for every request and returns their statuses in order. The
-// error joins the errors of the requests that failed (nil when none did).
-// Nil requests are skipped.
-func WaitAll(reqs ...*Request) ([]Status, error) {
-	sts := make([]Status, len(reqs))
+// WaitAll waits for every request. The error joins the errors of the
+// requests that failed (nil when none did). Nil requests are skipped. A
+// request's Status is its Wait's, which returns it again at once: WaitAll
+// allocates nothing for the statuses that most callers ignore.
+func WaitAll(reqs ...*Request) error {
 	var errs []error
-	for i, q := range reqs {
+	for _, q := range reqs {
 		if q == nil {
 			continue
 		}
-		st, err := q.Wait()
-		sts[i] = st
-		if err != nil {
+		if _, err := q.wait(true); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return sts, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // WaitAny waits until one of reqs completes and returns its index, Status

@@ -175,10 +175,10 @@ func BenchmarkShmWindow(b *testing.B) {
 				b.Fatal(err)
 			}
 			if w == window-1 {
-				if _, err := WaitAll(sreq...); err != nil {
+				if err := WaitAll(sreq...); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := WaitAll(rreq...); err != nil {
+				if err := WaitAll(rreq...); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -201,7 +201,7 @@ func BenchmarkShmWindow(b *testing.B) {
 					}
 					reqs[w] = r
 				}
-				if _, err := WaitAll(reqs...); err != nil {
+				if err := WaitAll(reqs...); err != nil {
 					done <- err
 					return
 				}
@@ -224,7 +224,7 @@ func BenchmarkShmWindow(b *testing.B) {
 				}
 				reqs[w] = r
 			}
-			if _, err := WaitAll(reqs...); err != nil {
+			if err := WaitAll(reqs...); err != nil {
 				b.Fatal(err)
 			}
 			if _, err := Recv(c0, ack, 1, 2); err != nil {

@@ -40,7 +40,13 @@ const (
 )
 
 // wait blocks until r completes, following the policy above.
-func (w *world) wait(r *request) {
+func (w *world) wait(r *request) { w.waitFor(r, false) }
+
+// waitFor is wait; with batch it polls with PollAll where a transport has
+// it (transport.BatchPoller): for WaitAll, which needs every frame that has
+// arrived, not just the first (a window of 64 Irecvs would otherwise cost
+// 64 Polls).
+func (w *world) waitFor(r *request, batch bool) {
 	if r.isDone() {
 		return
 	}
@@ -49,7 +55,7 @@ func (w *world) wait(r *request) {
 		for {
 			progress := false
 			for _, p := range w.pollers {
-				if p.Poll() {
+				if pollOnce(p, batch) {
 					if r.isDone() {
 						return // skip the other pollers: the reply is on the critical path
 					}
@@ -68,6 +74,16 @@ func (w *world) wait(r *request) {
 		}
 	}
 	r.park()
+}
+
+// pollOnce is p.Poll, or with batch p.PollAll where p has it.
+func pollOnce(p transport.Poller, batch bool) bool {
+	if batch {
+		if bp, ok := p.(transport.BatchPoller); ok {
+			return bp.PollAll()
+		}
+	}
+	return p.Poll()
 }
 
 // spinner carries the spinning part of the policy through one wait.

@@ -3,6 +3,7 @@ package mpi
 import (
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestSpinnerBudget: a wait that sees no progress gives up spinning after
@@ -27,5 +28,13 @@ func TestSpinnerBudget(t *testing.T) {
 			t.Fatal("a spinner restarted at every poll ran out of budget")
 		}
 		busy.restart() // this poll made progress
+	}
+}
+
+// TestRequestSize: a Request is one allocation per Irecv; it stays in the
+// 64-byte size class.
+func TestRequestSize(t *testing.T) {
+	if n := unsafe.Sizeof(Request{}); n > 64 {
+		t.Errorf("Request is %d bytes; keep it at most 64 (see its doc)", n)
 	}
 }

@@ -207,6 +207,18 @@ type Poller interface {
 	Poll() bool
 }
 
+// A BatchPoller is a Poller that can also hand every frame that has
+// arrived in one call, where Poll hands only some (shm: one): an optional
+// capability, found by type assertion. A waiter that needs many frames
+// (WaitAll) uses it; one waiting for a single reply uses Poll, which
+// returns as soon as that reply may be in.
+type BatchPoller interface {
+	Poller
+	// PollAll is Poll without the limit: it hands every frame that has
+	// arrived, and reports whether it made progress. Same rules as Poll.
+	PollAll() bool
+}
+
 // A PeerFailer is an Endpoint that can be told that a peer is gone before
 // its own connections say so: an optional capability, found by type
 // assertion. The engine calls it when the launcher reports a failed rank

@@ -1073,7 +1073,14 @@ func (e *Endpoint) helpCopy(o *outRing, payload []byte) {
 // goroutine (or the endpoint's reader) is delivering, it returns false at
 // once. While goroutines keep calling Poll, producers skip waking the
 // reader. Poll must not be called from inside a Sink method.
-func (e *Endpoint) Poll() bool {
+func (e *Endpoint) Poll() bool { return e.poll(1) }
+
+// PollAll is Poll that hands every frame that has arrived
+// (transport.BatchPoller).
+func (e *Endpoint) PollAll() bool { return e.poll(0) }
+
+// poll is Poll and PollAll: it delivers at most max frames (0: all).
+func (e *Endpoint) poll(max int) bool {
 	if e.awake.Load() == 0 {
 		e.awake.Store(1)
 	}
@@ -1102,7 +1109,7 @@ found:
 	// If the reader sleeps, wake it now (once): it sees the Poll and naps
 	// without announcing sleep, so that senders need not wake it.
 	e.peers[e.me].ring()
-	n := e.drainLocked(1)
+	n := e.drainLocked(max)
 	e.pollMu.Unlock()
 	return n > 0
 }

@@ -48,5 +48,8 @@ func (e *Endpoint) Take(src int, ctx uint32, tag int32, typ uint8, buf []byte, h
 // Poll delivers nothing on this platform.
 func (e *Endpoint) Poll() bool { return false }
 
+// PollAll does nothing on this platform.
+func (e *Endpoint) PollAll() bool { return false }
+
 // Close does nothing on this platform.
 func (e *Endpoint) Close() error { return nil }
