@@ -126,7 +126,10 @@ func Probe(c *Comm, src, tag int) (Status, error) {
 }
 
 // Iprobe reports whether a message from src with tag can be received now,
-// and its Status if so.
+// and its Status if so. It drives progress: when nothing matches yet, it
+// hands what the transports have received to the matching engine and looks
+// again, so a loop of Iprobe (overlapping work with waiting) sees a message
+// as soon as it has arrived.
 func Iprobe(c *Comm, src, tag int) (Status, bool, error) {
 	r, err := c.recvRequest("iprobe", src, tag)
 	if err != nil {
@@ -136,6 +139,12 @@ func Iprobe(c *Comm, src, tag int) (Status, bool, error) {
 		return procNullStatus(), true, nil
 	}
 	st, ok, err := c.w.eng.iprobe(c, r.pattern)
+	if !ok && err == nil {
+		// Drive progress, as Test does: a loop of Iprobe must see what
+		// has arrived without waiting for a transport's reader.
+		c.w.pollAll()
+		st, ok, err = c.w.eng.iprobe(c, r.pattern)
+	}
 	r.release()
 	if err != nil {
 		return Status{}, false, c.errorf("iprobe", src, tag, err)

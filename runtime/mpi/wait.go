@@ -122,6 +122,14 @@ func (s *spinner) restart() {
 	s.start = time.Time{}
 }
 
+// pollAll hands every frame that has arrived at the transports to the
+// engine (PollAll where a transport has it), for Iprobe.
+func (w *world) pollAll() {
+	for _, p := range w.pollers {
+		pollOnce(p, true)
+	}
+}
+
 // poll runs one round of polling, for Test.
 func (w *world) poll() {
 	for _, p := range w.pollers {

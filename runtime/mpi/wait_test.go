@@ -1,9 +1,13 @@
 package mpi
 
 import (
+	"slices"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/gorun-hpc/gorun/runtime/transport"
 )
 
 // TestSpinnerBudget: a wait that sees no progress gives up spinning after
@@ -36,5 +40,80 @@ func TestSpinnerBudget(t *testing.T) {
 func TestRequestSize(t *testing.T) {
 	if n := unsafe.Sizeof(Request{}); n > 64 {
 		t.Errorf("Request is %d bytes; keep it at most 64 (see its doc)", n)
+	}
+}
+
+// heldEndpoint is a transport without a reader goroutine: frames sent to it
+// wait until Poll hands them to the sink, so a test sees exactly which
+// calls drive progress.
+type heldEndpoint struct {
+	sink transport.Sink
+	mu   sync.Mutex
+	held []heldFrame
+}
+
+type heldFrame struct {
+	h transport.Header
+	p []byte
+}
+
+func (e *heldEndpoint) Send(h transport.Header, p []byte) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.held = append(e.held, heldFrame{h, slices.Clone(p)})
+	return nil
+}
+
+func (e *heldEndpoint) Close() error { return nil }
+
+func (e *heldEndpoint) Poll() bool {
+	e.mu.Lock()
+	fs := e.held
+	e.held = nil
+	e.mu.Unlock()
+	for _, f := range fs {
+		buf := e.sink.Buffer(f.h)
+		copy(buf, f.p)
+		e.sink.Deliver(f.h, buf)
+	}
+	return len(fs) > 0
+}
+
+// heldPair builds two worlds of one job in this process; what rank 1 sends
+// to rank 0 waits in rank 0's heldEndpoint until something polls it.
+func heldPair(t *testing.T) (w0, w1 *world, ep *heldEndpoint) {
+	w0, w1 = newWorld(0, 2), newWorld(1, 2)
+	ep = &heldEndpoint{sink: w0.eng}
+	w0.addEndpoint(ep)
+	w0.setRoutes(ep, "held", nil)
+	w1.addEndpoint(ep) // rank 1's sends land in rank 0's endpoint
+	w1.setRoutes(ep, "held", nil)
+	t.Cleanup(w0.close)
+	t.Cleanup(w1.close)
+	return w0, w1, ep
+}
+
+// TestIprobeDrivesProgress: a loop of Iprobe, as MPI programs write to
+// overlap work with waiting, finds a message that has arrived at a
+// transport without waiting for the transport's background reader: Iprobe
+// polls, as Test does.
+func TestIprobeDrivesProgress(t *testing.T) {
+	w0, w1, ep := heldPair(t)
+	if err := Send(w1.comm, []int32{7}, 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	if len(ep.held) != 1 {
+		t.Fatalf("%d frames held, want 1", len(ep.held))
+	}
+	st, ok, err := Iprobe(w0.comm, 1, 3)
+	if err != nil || !ok {
+		t.Fatalf("Iprobe after the message arrived: found %v, err %v; want found", ok, err)
+	}
+	if st.Source != 1 || st.Tag != 3 || st.Count != 1 {
+		t.Fatalf("Iprobe status %+v, want source 1, tag 3, count 1", st)
+	}
+	got := []int32{0}
+	if _, err := Recv(w0.comm, got, 1, 3); err != nil || got[0] != 7 {
+		t.Fatalf("Recv after Iprobe: %v, %v; want [7]", got, err)
 	}
 }
