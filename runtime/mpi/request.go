@@ -120,6 +120,20 @@ func WaitAll(reqs ...*Request) error {
 // and error. Nil requests are skipped; with no non-nil request it returns
 // index -1 at once.
 func WaitAny(reqs ...*Request) (int, Status, error) {
+	// Spin and poll first, as Wait does: a completion microseconds away
+	// then costs no goroutine wake-up.
+	var w *world
+	for _, q := range reqs {
+		if q != nil && q.r != nil {
+			w = q.r.comm.w
+			break
+		}
+	}
+	if w != nil && spinUntil(w, anyDone(reqs), false) {
+		i := anyDone(reqs).first()
+		st, err := reqs[i].finish()
+		return i, st, err
+	}
 	cases := make([]reflect.SelectCase, 0, len(reqs))
 	idx := make([]int, 0, len(reqs))
 	for i, q := range reqs {
@@ -136,6 +150,22 @@ func WaitAny(reqs ...*Request) (int, Status, error) {
 	i := idx[chosen]
 	st, err := reqs[i].finish()
 	return i, st, err
+}
+
+// anyDone is WaitAny's condition: some request has completed (or completed
+// at birth, or was finished already).
+type anyDone []*Request
+
+func (a anyDone) isDone() bool { return a.first() >= 0 }
+
+// first returns the index of the first completed request, or -1.
+func (a anyDone) first() int {
+	for i, q := range a {
+		if q != nil && (q.r == nil || q.r.isDone()) {
+			return i
+		}
+	}
+	return -1
 }
 
 // Isend starts sending buf to dst with tag and returns a Request. buf must

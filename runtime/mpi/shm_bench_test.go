@@ -285,3 +285,45 @@ func BenchmarkShmIprobeLoop(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkShmWaitAnyLoop is a ping-pong whose echo side waits with Irecv
+// and WaitAny. ns/op is one round trip. Before WaitAny polled, it parked at
+// once and the shared-memory reader goroutine woke it: 3.2 µs a round trip
+// in process against 0.22 for Recv.
+func BenchmarkShmWaitAnyLoop(b *testing.B) {
+	ws := shmPair(b)
+	c0, c1 := ws[0].comm, ws[1].comm
+	buf0, buf1 := lineBuf[byte](8), lineBuf[byte](8)
+	n := b.N
+	done := make(chan error, 1)
+	go func() { // the echo side: answers n pings, then exits
+		for range n {
+			r, err := Irecv(c1, buf1, 0, 1)
+			if err != nil {
+				done <- err
+				return
+			}
+			if _, _, err := WaitAny(r); err != nil {
+				done <- err
+				return
+			}
+			if err := Send(c1, buf1, 0, 1); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	b.ResetTimer()
+	for range n {
+		if err := Send(c0, buf0, 1, 1); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Recv(c0, buf0, 1, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}

@@ -47,33 +47,43 @@ func (w *world) wait(r *request) { w.waitFor(r, false) }
 // arrived, not just the first (a window of 64 Irecvs would otherwise cost
 // 64 Polls).
 func (w *world) waitFor(r *request, batch bool) {
-	if r.isDone() {
-		return
+	if !spinUntil(w, r, batch) {
+		r.park()
 	}
-	if len(w.pollers) > 0 {
-		sp := spinner{yield: w.oversubscribed}
-		for {
-			progress := false
-			for _, p := range w.pollers {
-				if pollOnce(p, batch) {
-					if r.isDone() {
-						return // skip the other pollers: the reply is on the critical path
-					}
-					progress = true
+}
+
+// spinUntil polls the transports following the policy above until d is
+// done, and reports whether it is; false: the spinning is used up, and the
+// caller blocks. A type parameter rather than a func value: a method value
+// would allocate on every wait.
+func spinUntil[D interface{ isDone() bool }](w *world, d D, batch bool) bool {
+	if d.isDone() {
+		return true
+	}
+	if len(w.pollers) == 0 {
+		return false
+	}
+	sp := spinner{yield: w.oversubscribed}
+	for {
+		progress := false
+		for _, p := range w.pollers {
+			if pollOnce(p, batch) {
+				if d.isDone() {
+					return true // skip the other pollers: the reply is on the critical path
 				}
-			}
-			if r.isDone() {
-				return
-			}
-			if progress {
-				sp.restart()
-			}
-			if ok, _ := sp.more(osYield); !ok {
-				break
+				progress = true
 			}
 		}
+		if d.isDone() {
+			return true
+		}
+		if progress {
+			sp.restart()
+		}
+		if ok, _ := sp.more(osYield); !ok {
+			return false
+		}
 	}
-	r.park()
 }
 
 // pollOnce is p.Poll, or with batch p.PollAll where p has it.

@@ -117,3 +117,40 @@ func TestIprobeDrivesProgress(t *testing.T) {
 		t.Fatalf("Recv after Iprobe: %v, %v; want [7]", got, err)
 	}
 }
+
+// TestWaitAnyDrivesProgress: WaitAny polls the transports while it waits,
+// as Wait does, rather than only waiting for a transport's reader to hand
+// the message over (this transport has none: without polling WaitAny would
+// never return).
+func TestWaitAnyDrivesProgress(t *testing.T) {
+	w0, w1, _ := heldPair(t)
+	other, err := Irecv(w0.comm, make([]int32, 1), 1, 4) // never sent
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]int32, 1)
+	r, err := Irecv(w0.comm, got, 1, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Send(w1.comm, []int32{9}, 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		i   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { // ends when WaitAny returns; joined below or by the timeout's Fatal
+		i, _, err := WaitAny(other, r)
+		done <- result{i, err}
+	}()
+	select {
+	case res := <-done:
+		if res.err != nil || res.i != 1 || got[0] != 9 {
+			t.Fatalf("WaitAny = %d, %v, received %v; want 1, nil, [9]", res.i, res.err, got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WaitAny did not return for a message held by a transport that only delivers when polled")
+	}
+}
