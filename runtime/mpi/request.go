@@ -71,6 +71,12 @@ func (q *Request) wait(batch bool) (Status, error) {
 // a receive already matched, is waited for to the end, since its bytes are
 // in flight.
 func (q *Request) WaitContext(ctx context.Context) (Status, error) {
+	// Spin and poll first, as Wait does (at most about a millisecond, after
+	// which ctx is looked at): a completion microseconds away then costs no
+	// goroutine wake-up.
+	if q.r != nil && ctx.Err() == nil && spinUntil(q.r.comm.w, q.r, false) {
+		return q.finish()
+	}
 	select {
 	case <-q.doneCh():
 		return q.finish()

@@ -1,6 +1,7 @@
 package mpi
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"testing"
@@ -152,5 +153,24 @@ func TestWaitAnyDrivesProgress(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("WaitAny did not return for a message held by a transport that only delivers when polled")
+	}
+}
+
+// TestWaitContextDrivesProgress: WaitContext polls the transports while it
+// waits, as Wait does (this transport delivers only when polled).
+func TestWaitContextDrivesProgress(t *testing.T) {
+	w0, w1, _ := heldPair(t)
+	got := make([]int32, 1)
+	r, err := Irecv(w0.comm, got, 1, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Send(w1.comm, []int32{5}, 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := r.WaitContext(ctx); err != nil || got[0] != 5 {
+		t.Fatalf("WaitContext = %v, received %v; want nil, [5]", err, got)
 	}
 }
