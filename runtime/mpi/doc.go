@@ -72,6 +72,11 @@
 // A blocked call polls the shared-memory and TCP transports from its own
 // goroutine for about 20 µs, then yields the core between polls for up to
 // 1 ms, then parks until a transport's reader wakes it: a waiting rank costs
-// no CPU after the first millisecond. When a host runs more of the job's
-// ranks than it has CPUs, waiters yield from the first empty poll.
+// no CPU after the first millisecond; the millisecond counts from the last
+// poll that made progress, so a large message streaming in keeps its
+// receiver polling. When a host runs more of the job's ranks than it has
+// CPUs, waiters yield from the first empty poll. Every way to wait follows
+// this policy: blocking calls, Wait, WaitAll, WaitAny and WaitContext; and
+// the calls that only look, Test and Iprobe, poll once before they answer,
+// so a loop of them makes progress by itself.
 package mpi
