@@ -244,46 +244,19 @@ func BenchmarkShmWindow(b *testing.B) {
 // trip. Before Iprobe polled, the message reached the engine only through
 // the shared-memory reader goroutine: 2 ms a round trip.
 func BenchmarkShmIprobeLoop(b *testing.B) {
-	ws := shmPair(b)
-	c0, c1 := ws[0].comm, ws[1].comm
-	buf0, buf1 := lineBuf[byte](8), lineBuf[byte](8)
-	n := b.N
-	done := make(chan error, 1)
-	go func() {
-		for range n {
-			for {
-				_, ok, err := Iprobe(c1, 0, 1)
-				if err != nil {
-					done <- err
-					return
-				}
-				if ok {
-					break
-				}
+	echoPingPong(b, func(c *Comm, buf []byte) error {
+		for {
+			_, ok, err := Iprobe(c, 0, 1)
+			if err != nil {
+				return err
 			}
-			if _, err := Recv(c1, buf1, 0, 1); err != nil {
-				done <- err
-				return
-			}
-			if err := Send(c1, buf1, 0, 1); err != nil {
-				done <- err
-				return
+			if ok {
+				break
 			}
 		}
-		done <- nil
-	}()
-	b.ResetTimer()
-	for range n {
-		if err := Send(c0, buf0, 1, 1); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := Recv(c0, buf0, 1, 1); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
+		_, err := Recv(c, buf, 0, 1)
+		return err
+	})
 }
 
 // BenchmarkShmWaitAnyLoop is a ping-pong whose echo side waits with Irecv
@@ -291,19 +264,27 @@ func BenchmarkShmIprobeLoop(b *testing.B) {
 // once and the shared-memory reader goroutine woke it: 3.2 µs a round trip
 // in process against 0.22 for Recv.
 func BenchmarkShmWaitAnyLoop(b *testing.B) {
+	echoPingPong(b, func(c *Comm, buf []byte) error {
+		r, err := Irecv(c, buf, 0, 1)
+		if err != nil {
+			return err
+		}
+		_, _, err = WaitAny(r)
+		return err
+	})
+}
+
+// echoPingPong times b.N blocking 8-byte round trips from rank 0 of a
+// shmPair to rank 1, which receives each ping with recv and echoes it.
+func echoPingPong(b *testing.B, recv func(c *Comm, buf []byte) error) {
 	ws := shmPair(b)
 	c0, c1 := ws[0].comm, ws[1].comm
 	buf0, buf1 := lineBuf[byte](8), lineBuf[byte](8)
 	n := b.N
 	done := make(chan error, 1)
-	go func() { // the echo side: answers n pings, then exits
+	go func() { // the echo side: answers n pings, then exits; joined below
 		for range n {
-			r, err := Irecv(c1, buf1, 0, 1)
-			if err != nil {
-				done <- err
-				return
-			}
-			if _, _, err := WaitAny(r); err != nil {
+			if err := recv(c1, buf1); err != nil {
 				done <- err
 				return
 			}
