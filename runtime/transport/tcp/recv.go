@@ -204,7 +204,7 @@ func (c *conn) drain(once bool) bool {
 					if n == 0 {
 						return delivered
 					}
-					empty = once && n < len(c.dst)-c.got
+					empty = once && n < min(len(c.dst)-c.got, rawIOMax)
 					c.got += n
 				} else {
 					if empty {
