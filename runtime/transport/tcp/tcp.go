@@ -31,11 +31,12 @@
 // each segment and acknowledgement that arrives wakes a thread parked in
 // epoll_wait, whether or not a goroutine waits on it — about two context
 // switches per message, each taking the core from a spinning rank. Frames
-// move with plain non-blocking system calls (raw ones up to 64 KiB: they
-// never block, so the scheduler need not hand the P on; larger copies are
-// announced to it); a goroutine that must wait for
-// the socket (an idle reader, a writer facing a full send buffer) registers
-// a duplicate of the descriptor for that wait only.
+// move with plain non-blocking raw system calls of at most 4 MiB each
+// (rawIOMax: they never block, so the scheduler need not hand the P on). A
+// writer facing a full send buffer polls for room for up to a millisecond
+// (spinWritable); a goroutine that must wait longer for the socket (an
+// idle reader, a writer to a slow peer) registers a duplicate of the
+// descriptor for that wait only.
 //
 // Receiving: every connection has a reader goroutine, and the
 // endpoint is a transport.Poller: Poll reads the connections from the
