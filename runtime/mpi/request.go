@@ -71,10 +71,10 @@ func (q *Request) wait(batch bool) (Status, error) {
 // a receive already matched, is waited for to the end, since its bytes are
 // in flight.
 func (q *Request) WaitContext(ctx context.Context) (Status, error) {
-	// Spin and poll first, as Wait does (at most about a millisecond, after
-	// which ctx is looked at): a completion microseconds away then costs no
-	// goroutine wake-up.
-	if q.r != nil && ctx.Err() == nil && spinUntil(q.r.comm.w, q.r, false) {
+	// Spin and poll first, as Wait does, until the request completes or
+	// ctx ends: a completion microseconds away then costs no goroutine
+	// wake-up.
+	if q.r != nil && spinUntil(q.r.comm.w, ctxDone{q.r, ctx}, false) && q.r.isDone() {
 		return q.finish()
 	}
 	select {
@@ -157,6 +157,16 @@ func WaitAny(reqs ...*Request) (int, Status, error) {
 	st, err := reqs[i].finish()
 	return i, st, err
 }
+
+// ctxDone is WaitContext's spinning condition: the request completed or
+// the context ended (the spinning restarts while frames arrive, so it must
+// look at ctx itself).
+type ctxDone struct {
+	r   *request
+	ctx context.Context
+}
+
+func (d ctxDone) isDone() bool { return d.r.isDone() || d.ctx.Err() != nil }
 
 // anyDone is WaitAny's condition: some request has completed (or completed
 // at birth, or was finished already).

@@ -2,6 +2,7 @@ package mpi
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -172,5 +173,41 @@ func TestWaitContextDrivesProgress(t *testing.T) {
 	defer cancel()
 	if _, err := r.WaitContext(ctx); err != nil || got[0] != 5 {
 		t.Fatalf("WaitContext = %v, received %v; want nil, [5]", err, got)
+	}
+}
+
+// streamingPoller is a transport whose Poll always reports progress, as
+// one does while a payload that never ends streams in.
+type streamingPoller struct{}
+
+func (streamingPoller) Send(transport.Header, []byte) error { return nil }
+func (streamingPoller) Close() error                        { return nil }
+func (streamingPoller) Poll() bool                          { return true }
+
+// TestWaitContextDeadlineUnderTraffic: WaitContext ends at its context's
+// deadline even while a transport keeps making progress. Progress restarts
+// the spinning budget, so the spinning must look at the context itself, or
+// it would go on for as long as the traffic does.
+func TestWaitContextDeadlineUnderTraffic(t *testing.T) {
+	w0, _, _ := heldPair(t)
+	w0.addEndpoint(streamingPoller{})
+	r, err := Irecv(w0.comm, make([]int32, 1), 1, 3) // never sent
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { // ends when WaitContext returns; joined below or by the guard's Fatal
+		_, err := r.WaitContext(ctx)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("WaitContext = %v; want context.DeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WaitContext spun past its 50 ms deadline while a transport kept making progress")
 	}
 }
