@@ -115,6 +115,68 @@ func ExampleProbe() {
 	// Output: 15 bytes: variable length
 }
 
+// Iprobe lets a rank do useful work while it waits, until the message is
+// there. Each Iprobe also hands what the
+// transports have received to the matching engine, so the loop needs
+// nothing else to make progress.
+func ExampleIprobe() {
+	_ = mpitest.Go(context.Background(), 2, func(c *mpi.Comm) error {
+		if c.Rank() == 0 {
+			return mpi.Send(c, []int64{7, 11}, 1, 5)
+		}
+		for {
+			st, ok, err := mpi.Iprobe(c, 0, 5)
+			if err != nil {
+				return err
+			}
+			if ok {
+				buf := make([]int64, st.Count)
+				if _, err := mpi.Recv(c, buf, st.Source, st.Tag); err != nil {
+					return err
+				}
+				fmt.Println("received", buf)
+				return nil
+			}
+			doSomeWork() // a unit of the rank's own computation
+		}
+	})
+	// Output: received [7 11]
+}
+
+// doSomeWork stands for a rank's own computation between probes.
+func doSomeWork() {}
+
+// WaitAny serves whichever request completes first: rank 0 collects one
+// message from each of the others, in the order they arrive.
+func ExampleWaitAny() {
+	_ = mpitest.Go(context.Background(), 3, func(c *mpi.Comm) error {
+		if c.Rank() != 0 {
+			return mpi.Send(c, []int32{int32(100 * c.Rank())}, 0, 1)
+		}
+		bufs := [][]int32{make([]int32, 1), make([]int32, 1)}
+		reqs := make([]*mpi.Request, 2)
+		for i := range reqs {
+			r, err := mpi.Irecv(c, bufs[i], i+1, 1)
+			if err != nil {
+				return err
+			}
+			reqs[i] = r
+		}
+		sum := int32(0)
+		for range reqs {
+			i, _, err := mpi.WaitAny(reqs...)
+			if err != nil {
+				return err
+			}
+			sum += bufs[i][0]
+			reqs[i] = nil // served: WaitAny skips nil requests
+		}
+		fmt.Println("sum", sum)
+		return nil
+	})
+	// Output: sum 300
+}
+
 // Ranks of one host can share memory. Each rank writes its square into its
 // own 8-byte cell and raises its flag (an atomic store, then Wake); rank 0
 // waits for every flag (WaitUntil spins briefly, then sleeps) and sums.
