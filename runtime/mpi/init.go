@@ -88,6 +88,10 @@ type world struct {
 	via       []string             // by world rank: the transport's name, for GORUN_DEBUG=routes
 	endpoints []transport.Endpoint // every endpoint, for Close
 	pollers   []transport.Poller   // endpoints waiters poll; fixed after Init
+	// allPollers are pollers too, one per endpoint of pollers, each handing
+	// every frame that has arrived (PollAll where the transport has it),
+	// for waits that need them all (WaitAll, Iprobe).
+	allPollers []transport.Poller
 	// netPollers are the pollers other than shared memory, which
 	// recvDirect polls in its own way.
 	netPollers []transport.Poller

@@ -42,8 +42,8 @@ const (
 // wait blocks until r completes, following the policy above.
 func (w *world) wait(r *request) { w.waitFor(r, false) }
 
-// waitFor is wait; with batch it polls with PollAll where a transport has
-// it (transport.BatchPoller): for WaitAll, which needs every frame that has
+// waitFor is wait; with batch it polls allPollers, PollAll where a
+// transport has it (transport.BatchPoller): for WaitAll, which needs every frame that has
 // arrived, not just the first (a window of 64 Irecvs would otherwise cost
 // 64 Polls).
 func (w *world) waitFor(r *request, batch bool) {
@@ -60,14 +60,18 @@ func spinUntil[D interface{ isDone() bool }](w *world, d D, batch bool) bool {
 	if d.isDone() {
 		return true
 	}
-	if len(w.pollers) == 0 {
+	ps := w.pollers
+	if batch {
+		ps = w.allPollers
+	}
+	if len(ps) == 0 {
 		return false
 	}
 	sp := spinner{yield: w.oversubscribed}
 	for {
 		progress := false
-		for _, p := range w.pollers {
-			if pollOnce(p, batch) {
+		for _, p := range ps {
+			if p.Poll() {
 				if d.isDone() {
 					return true // skip the other pollers: the reply is on the critical path
 				}
@@ -86,15 +90,10 @@ func spinUntil[D interface{ isDone() bool }](w *world, d D, batch bool) bool {
 	}
 }
 
-// pollOnce is p.Poll, or with batch p.PollAll where p has it.
-func pollOnce(p transport.Poller, batch bool) bool {
-	if batch {
-		if bp, ok := p.(transport.BatchPoller); ok {
-			return bp.PollAll()
-		}
-	}
-	return p.Poll()
-}
+// pollAllOf makes a BatchPoller's PollAll its Poll, for allPollers.
+type pollAllOf struct{ transport.BatchPoller }
+
+func (p pollAllOf) Poll() bool { return p.PollAll() }
 
 // spinner carries the spinning part of the policy through one wait.
 type spinner struct {
@@ -135,8 +134,8 @@ func (s *spinner) restart() {
 // pollAll hands every frame that has arrived at the transports to the
 // engine (PollAll where a transport has it), for Iprobe.
 func (w *world) pollAll() {
-	for _, p := range w.pollers {
-		pollOnce(p, true)
+	for _, p := range w.allPollers {
+		p.Poll()
 	}
 }
 
@@ -153,6 +152,11 @@ func (w *world) addEndpoint(ep transport.Endpoint) {
 	w.endpoints = append(w.endpoints, ep)
 	if p, ok := ep.(transport.Poller); ok {
 		w.pollers = append(w.pollers, p)
+		all := p
+		if bp, ok := p.(transport.BatchPoller); ok {
+			all = pollAllOf{bp}
+		}
+		w.allPollers = append(w.allPollers, all)
 		if _, isShm := ep.(*shm.Endpoint); !isShm {
 			w.netPollers = append(w.netPollers, p)
 		}
