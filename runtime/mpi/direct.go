@@ -39,14 +39,14 @@ func (c *Comm) recvDirect(st *Status, b []byte, typ uint8, src, tag int) (took, 
 	ws := c.toWorld(src)
 	var h transport.Header
 	sp := spinner{yield: w.oversubscribed}
-	spin := func() bool {
+	spin := func() (more, yield bool) {
 		// Let the other transports progress too, and stop for trouble:
 		// the general path reports it.
 		for _, p := range w.netPollers {
 			p.Poll()
 		}
-		ok, _ := sp.more(osYield)
-		return ok && !w.eng.trouble.Load()
+		ok, _ := sp.looked(shm.SpinEvery)
+		return ok && !w.eng.trouble.Load(), sp.yield
 	}
 	switch ep.Take(int(ws), c.ctx, int32(tag), typ, b, &h, spin) {
 	case shm.Took:

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/gorun-hpc/gorun/runtime/internal/sched"
 )
 
 // ErrNotShared is returned by AllocShared on a communicator whose ranks do
@@ -124,7 +126,7 @@ func (m *SharedMem) WaitUntil(ready func() bool) error {
 		return nil
 	}
 	sp := spinner{yield: m.yield}
-	yield := osYield
+	yield := sched.Yield
 	if m.inproc {
 		yield = runtime.Gosched
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gorun-hpc/gorun/runtime/internal/sched"
 	"github.com/gorun-hpc/gorun/runtime/transport"
 	"github.com/gorun-hpc/gorun/runtime/transport/shm"
 )
@@ -84,7 +85,7 @@ func spinUntil[D interface{ isDone() bool }](w *world, d D, batch bool) bool {
 		if progress {
 			sp.restart()
 		}
-		if ok, _ := sp.more(osYield); !ok {
+		if ok, _ := sp.more(sched.Yield); !ok {
 			return false
 		}
 	}
@@ -107,21 +108,29 @@ type spinner struct {
 // costs more than a look: past spinTime it starts yielding, past
 // spinBudget it returns false, time to sleep.
 func (s *spinner) more(yield func()) (ok, tick bool) {
-	s.i++
-	if s.i&31 == 0 {
-		tick = true
-		if s.start.IsZero() {
-			s.start = time.Now()
-		} else if el := time.Since(s.start); el > spinBudget {
-			return false, true
-		} else if el > spinTime {
-			s.yield = true
-		}
-	}
-	if s.yield {
+	if ok, tick = s.looked(1); ok && s.yield {
 		yield()
 	}
-	return true, tick
+	return ok, tick
+}
+
+// looked is more for n empty looks, without the yield: the caller yields
+// after each look while s.yield is set. tick reports that it read the
+// clock (once every 32 looks).
+func (s *spinner) looked(n int) (ok, tick bool) {
+	i := s.i
+	s.i += n
+	if i>>5 == s.i>>5 {
+		return true, false
+	}
+	if s.start.IsZero() {
+		s.start = time.Now()
+	} else if el := time.Since(s.start); el > spinBudget {
+		return false, true
+	} else if el > spinTime {
+		s.yield = true
+	}
+	return true, true
 }
 
 // restart starts the spinning budget again, keeping the yielding: frames

@@ -27,6 +27,29 @@ func TestSpinnerBudget(t *testing.T) {
 		t.Fatalf("spinning stopped after %v, before the budget of %v", el, spinBudget)
 	}
 
+	// Take's spin counts shm.SpinEvery looks per call: the same budget,
+	// and the clock read once per 32 looks.
+	var batched spinner
+	calls, ticks := 0, 0
+	for start := time.Now(); ; calls++ {
+		ok, tick := batched.looked(8)
+		if tick {
+			ticks++
+		}
+		if !ok {
+			if el := time.Since(start); el < spinBudget {
+				t.Fatalf("batched spinning stopped after %v, before the budget of %v", el, spinBudget)
+			}
+			break
+		}
+	}
+	if want := (calls + 1) * 8 / 32; ticks != want {
+		t.Errorf("%d calls of 8 looks read the clock %d times, want %d", calls+1, ticks, want)
+	}
+	if !batched.yield {
+		t.Error("past spinTime, the batched spinner does not say yield")
+	}
+
 	var busy spinner
 	for start := time.Now(); time.Since(start) < 3*spinBudget; {
 		ok, _ := busy.more(noYield)

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gorun-hpc/gorun/runtime/internal/sched"
 	"github.com/gorun-hpc/gorun/runtime/transport"
 )
 
@@ -798,7 +799,7 @@ func (e *Endpoint) waitOut(o *outRing, cond func() bool, mode int, spin time.Dur
 			// goroutine globally and wakes an idle P's thread, which then
 			// spins looking for work on the core the receiver needs (p99
 			// of a 512 KiB allreduce on 2 ranks was 2.5 ms, a time slice).
-			osYield()
+			sched.Yield()
 		}
 	}
 	// Then poll with backoff sleeps on a Go timer: a futex wait here would
@@ -1400,7 +1401,7 @@ func (e *Endpoint) splitRead(r *inRing, buf []byte, addr uint64, base uint32) er
 		case i&1023 == 0 && !r.p.alive():
 			return errExited
 		case i&7 == 0:
-			osYield() // the sender may be waiting for this core (not Gosched: see waitOut)
+			sched.Yield() // the sender may be waiting for this core (not Gosched: see waitOut)
 		}
 	}
 	if f := atomic.LoadUint32(c.sfail); f != 0 {
@@ -1412,11 +1413,6 @@ func (e *Endpoint) splitRead(r *inRing, buf []byte, addr uint64, base uint32) er
 	}
 	runtime.KeepAlive(buf)
 	return nil
-}
-
-// osYield gives the core to another runnable process, if any.
-func osYield() {
-	_, _, _ = unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 }
 
 // readRemote reads len(buf) bytes at addr in process pid into buf.

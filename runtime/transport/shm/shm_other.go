@@ -41,7 +41,7 @@ const (
 )
 
 // Take never takes a frame on this platform.
-func (e *Endpoint) Take(src int, ctx uint32, tag int32, typ uint8, buf []byte, h *transport.Header, spin func() bool) int {
+func (e *Endpoint) Take(src int, ctx uint32, tag int32, typ uint8, buf []byte, h *transport.Header, spin func() (more, yield bool)) int {
 	return TakeNo
 }
 

@@ -5,6 +5,7 @@ package shm
 import (
 	"sync/atomic"
 
+	"github.com/gorun-hpc/gorun/runtime/internal/sched"
 	"github.com/gorun-hpc/gorun/runtime/transport"
 )
 
@@ -34,19 +35,23 @@ const (
 // and returns Took. A frame that Take refuses is left in the ring for the
 // Sink, in order, and Take returns TakeNo.
 //
-// While src's ring is empty Take calls spin between looks, and returns
-// TakeEmpty once spin returns false. Meanwhile it holds the right to drain
-// (so the record it consumes cannot be drained to the Sink under it, and
-// the check of quiet cannot go stale through a delivery of this endpoint's
-// own), and delivers what other peers send to the Sink itself, so that
-// goroutines waiting on them are not starved. spin must be short and must
-// not call into this endpoint; a receiver that sees the Sink stop being
-// quiet stops at once with TakeNo.
+// While src's ring is empty Take looks again and again. After the first
+// empty look, and then every SpinEvery looks, it calls spin: more false
+// makes Take return TakeEmpty; yield true makes it give the core to
+// other processes (sched_yield) after each empty look until the next
+// call. Meanwhile it holds the right to drain (so the record it consumes
+// cannot be drained to the Sink under it, and the check of quiet cannot
+// go stale through a delivery of this endpoint's own), and, every
+// SpinEvery looks, delivers a frame that another peer sent to the Sink
+// itself, so that goroutines waiting on them are not starved. spin must
+// be short and must not call into this endpoint; a receiver that finds
+// the Sink no longer quiet, when a frame arrives or at the next chores,
+// stops with TakeNo.
 //
 // Take is safe for concurrent use: a second caller, or one that finds the
 // endpoint's reader or a Poll draining, gets TakeNo. buf is only written on
 // Took. Take must not be called from inside a Sink method.
-func (e *Endpoint) Take(src int, ctx uint32, tag int32, typ uint8, buf []byte, h *transport.Header, spin func() bool) int {
+func (e *Endpoint) Take(src int, ctx uint32, tag int32, typ uint8, buf []byte, h *transport.Header, spin func() (more, yield bool)) int {
 	if e.qsink == nil || uint(src) >= uint(len(e.slot)) || e.slot[src] < 0 || int(e.slot[src]) == e.me {
 		return TakeNo
 	}
@@ -62,31 +67,65 @@ func (e *Endpoint) Take(src int, ctx uint32, tag int32, typ uint8, buf []byte, h
 	return res
 }
 
-// takeLocked is Take's wait, with pollMu held.
-func (e *Endpoint) takeLocked(r *inRing, ctx uint32, tag int32, typ uint8, buf []byte, h *transport.Header, spin func() bool) int {
-	woke := false
-	for {
+// takeLocked is Take's wait, with pollMu held. The first empty look
+// yields at once if spin says so, before any chores: with more ranks than
+// cores, the rank this one just sent to may be waiting for this very core.
+func (e *Endpoint) takeLocked(r *inRing, ctx uint32, tag int32, typ uint8, buf []byte, h *transport.Header, spin func() (more, yield bool)) int {
+	// The record at head cannot move while pollMu is held.
+	word := word64(r.data, int(r.head&r.mask))
+	w := atomic.LoadUint64(word) // acquire
+	for first := true; w == 0; first = false {
+		more, yield := spin()
+		if !more {
+			return TakeEmpty
+		}
+		if w = watch(word, SpinEvery, yield); w != 0 {
+			break
+		}
+		// Nothing yet: do the chores off the critical path.
 		if !e.qsink.Quiet() {
 			return TakeNo
 		}
-		if w := atomic.LoadUint64(word64(r.data, int(r.head&r.mask))); w != 0 { // acquire
-			return e.takeRecord(r, w, ctx, tag, typ, buf, h)
-		}
-		// Nothing yet: do the chores off the critical path.
 		r.publishLag() // what the last Take consumed
-		if !woke {
+		if first {
 			// A sleeping reader would make every sender ring the bell:
 			// wake it; it sees the lock taken, or awake, and naps.
-			woke = true
 			e.awake.Store(1)
 			e.peers[e.me].ring()
 		}
 		e.drainOthers(r)
-		if !spin() {
-			return TakeEmpty
+	}
+	if !e.qsink.Quiet() {
+		return TakeNo
+	}
+	return e.takeRecord(r, w, ctx, tag, typ, buf, h)
+}
+
+// watch looks at *word up to n times, with yield giving the core away
+// (sched_yield) before each look, and returns the first value that is
+// not zero, or zero. It is Take's look, kept apart so that little is saved
+// and restored around each sched_yield.
+//
+//go:noinline
+func watch(word *uint64, n int, yield bool) uint64 {
+	for ; n > 0; n-- {
+		if yield {
+			sched.Yield()
+		}
+		if w := atomic.LoadUint64(word); w != 0 { // acquire
+			return w
 		}
 	}
+	return 0
 }
+
+// SpinEvery is how often, in looks at the watched ring, Take does its
+// chores and asks spin how to go on (SpinEvery looks per call). A look between is a load and, when
+// spin said so, a sched_yield: with more ranks than cores the waiter runs
+// one look per time slice it is given, so what a look costs after a
+// context switch (cold caches, a return stack the kernel has refilled) is
+// most of what a hop of a token ring costs beyond the switch itself.
+const SpinEvery = 8
 
 // drainOthers delivers at most one frame from a ring other than skip.
 // pollMu is held.

@@ -40,7 +40,11 @@ func dataFrame(src, dst int, ctx uint32, tag int32, typ uint8, payload []byte) t
 	return transport.Header{Kind: transport.KindData, Type: typ, Context: ctx, Src: int32(src), Dst: int32(dst), Tag: tag, Len: uint32(len(payload))}
 }
 
-func forever() bool { return true }
+func forever() (more, yield bool) { return true, false }
+
+// yielding is forever with sched_yield between looks, as when the host is
+// oversubscribed.
+func yielding() (more, yield bool) { return true, true }
 
 // sendWhileTaking calls Take on eps[0] for a frame from rank 1 and has
 // rank 1 send h, p from Take's first spin, while Take holds the drain lock
@@ -49,15 +53,15 @@ func sendWhileTaking(t *testing.T, eps []*Endpoint, tag int32, typ uint8, buf []
 	t.Helper()
 	sent := false
 	for {
-		res := eps[0].Take(1, 4, tag, typ, buf, got, func() bool {
+		res := eps[0].Take(1, 4, tag, typ, buf, got, func() (bool, bool) {
 			if !sent {
 				sent = true
 				if err := eps[1].Send(h, p); err != nil {
 					t.Error(err)
-					return false
+					return false, false
 				}
 			}
-			return true
+			return true, false
 		})
 		if sent {
 			return res
@@ -123,7 +127,7 @@ func TestTake(t *testing.T) {
 	qs[0].quiet.Store(true)
 	looks, got := 0, TakeNo
 	for looks == 0 { // until the reader does not hold the drain lock
-		got = eps[0].Take(1, 4, 7, 3, buf, &h, func() bool { looks++; return looks < 5 })
+		got = eps[0].Take(1, 4, 7, 3, buf, &h, func() (bool, bool) { looks++; return looks < 5, false })
 	}
 	if got != TakeEmpty || looks != 5 {
 		t.Fatalf("empty ring: Take = %d after %d looks, want TakeEmpty after 5", got, looks)
@@ -174,7 +178,7 @@ func TestTakeStream(t *testing.T) {
 			}
 			continue
 		}
-		switch got := eps[0].Take(1, 1, 1, 1, buf, &h, forever); {
+		switch got := eps[0].Take(1, 1, 1, 1, buf, &h, yielding); {
 		case got == TakeNo:
 			continue // the reader drained the next frame meanwhile
 		case got != Took:
@@ -210,19 +214,19 @@ func TestTakeServesOthers(t *testing.T) {
 	// Sent while Take holds the drain lock, so that Take, not the
 	// reader, delivers it.
 	sent2, sent1 := false, false
-	spin := func() bool {
+	spin := func() (more, yield bool) {
 		switch {
 		case !sent2:
 			sent2 = true
-			return send(2, "from 2")
+			return send(2, "from 2"), false
 		case !sent1 && transporttest.CountData(qs[0].Frames(), 2) == 1:
 			// As if a posted receive took it, leaving the Sink quiet;
 			// now let rank 1 send what Take waits for.
 			qs[0].acked.Store(1)
 			sent1 = true
-			return send(1, "from 1")
+			return send(1, "from 1"), false
 		}
-		return true
+		return true, false
 	}
 	if got := eps[0].Take(1, 1, 1, 1, buf, &h, spin); got != Took || string(buf[:h.Len]) != "from 1" {
 		t.Fatalf("Take = %d, %q; want Took, from 1", got, buf[:h.Len])

@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gorun-hpc/gorun/runtime/internal/sched"
 )
 
 // sock is an established connection taken out of the runtime's network
@@ -187,7 +189,7 @@ func (s *sock) spinWritable() bool {
 			}
 		}
 		if yield {
-			yieldCPU()
+			sched.Yield() // a peer on this host may need the core to drain the socket
 		}
 	}
 }

@@ -31,12 +31,6 @@ func pollNow(fds []unix.PollFd) int {
 	}
 }
 
-// yieldCPU gives the core to another runnable process, if any
-// (sched_yield): a peer on this host may need it to drain the socket.
-func yieldCPU() {
-	_, _, _ = syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
-}
-
 // quickAck makes the kernel acknowledge the segments that arrive next at
 // once. A connection that carries frames both ways looks interactive to
 // Linux ("pingpong" mode), which then holds acknowledgements back to let

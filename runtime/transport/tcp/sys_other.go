@@ -2,11 +2,7 @@
 
 package tcp
 
-import (
-	"runtime"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // pollRdHup: no POLLRDHUP here; a peer's half-close shows as readable
 // (a read returns end of file) all the same.
@@ -27,9 +23,6 @@ func pollNow(fds []unix.PollFd) int {
 		return -1
 	}
 }
-
-// yieldCPU lets other goroutines run; there is no portable sched_yield.
-func yieldCPU() { runtime.Gosched() }
 
 // quickAck does nothing: TCP_QUICKACK is Linux's (see sys_linux.go).
 func (s *sock) quickAck() {}
