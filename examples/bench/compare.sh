@@ -37,7 +37,9 @@
 # Knobs (environment):
 #   RUNS=3             rounds
 #   SCALE=1            iteration scale of pingpong (C) / bench pingpong (Go)
-#   RING_LAPS2=20000   laps of ring n=2
+#   RING_LAPS2=500000  laps of ring n=2 (a hop takes ~0.1 µs: 20000 laps
+#                      were 4 ms, within the first runs' warm-up, and put
+#                      gorun at 1.29× where 1M laps show it on par)
 #   RING_LAPS8=20000   laps of ring n=8 (MPICH: RING_LAPS8_MPICH=200, it spins
 #                      out whole time slices when oversubscribed)
 #   IDLE_S=3           seconds of idle
@@ -56,7 +58,7 @@ ROOT=$(git rev-parse --show-toplevel) || { echo "compare.sh: not in a git checko
 BASELINE_DIR=${BASELINE_DIR:-$ROOT/../shared/bench}
 RUNS=${RUNS:-3}
 SCALE=${SCALE:-1}
-RING_LAPS2=${RING_LAPS2:-20000}
+RING_LAPS2=${RING_LAPS2:-500000}
 RING_LAPS8=${RING_LAPS8:-20000}
 RING_LAPS8_MPICH=${RING_LAPS8_MPICH:-200}
 IDLE_S=${IDLE_S:-3}
