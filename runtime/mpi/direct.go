@@ -1,6 +1,7 @@
 package mpi
 
 import (
+	"github.com/gorun-hpc/gorun/runtime/internal/sched"
 	"github.com/gorun-hpc/gorun/runtime/transport"
 	"github.com/gorun-hpc/gorun/runtime/transport/shm"
 )
@@ -38,15 +39,15 @@ func (c *Comm) recvDirect(st *Status, b []byte, typ uint8, src, tag int) (took, 
 	}
 	ws := c.toWorld(src)
 	var h transport.Header
-	sp := spinner{yield: w.oversubscribed}
+	sp := sched.Spinner{Yield: w.oversubscribed}
 	spin := func() (more, yield bool) {
 		// Let the other transports progress too, and stop for trouble:
 		// the general path reports it.
 		for _, p := range w.netPollers {
 			p.Poll()
 		}
-		ok, _ := sp.looked(shm.SpinEvery)
-		return ok && !w.eng.trouble.Load(), sp.yield
+		ok, _ := sp.Looked(shm.SpinEvery)
+		return ok && !w.eng.trouble.Load(), sp.Yield
 	}
 	switch ep.Take(int(ws), c.ctx, int32(tag), typ, b, &h, spin) {
 	case shm.Took:

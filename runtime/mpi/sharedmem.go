@@ -125,13 +125,13 @@ func (m *SharedMem) WaitUntil(ready func() bool) error {
 	if ready() {
 		return nil
 	}
-	sp := spinner{yield: m.yield}
+	sp := sched.Spinner{Yield: m.yield}
 	yield := sched.Yield
 	if m.inproc {
 		yield = runtime.Gosched
 	}
 	for !ready() {
-		ok, tick := sp.more(yield)
+		ok, tick := sp.More(yield)
 		if tick {
 			if err := m.trouble(); err != nil {
 				return err

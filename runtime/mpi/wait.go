@@ -2,7 +2,6 @@ package mpi
 
 import (
 	"slices"
-	"time"
 
 	"github.com/gorun-hpc/gorun/runtime/internal/sched"
 	"github.com/gorun-hpc/gorun/runtime/transport"
@@ -14,11 +13,13 @@ import (
 // A rank blocked in a receive first polls the transports that can make
 // progress in its own goroutine (shared memory), which delivers a reply that
 // is microseconds away without the 20–30 µs it costs to wake a sleeping
-// thread. Spinning costs a core, so it is bounded:
+// thread. Spinning costs a core, so it is bounded (sched.Spinner, which the
+// TCP transport's writes to a full socket share):
 //
-//   - pure polling for spinTime,
+//   - pure polling for sched.SpinTime (20 µs),
 //   - then polling with sched_yield between rounds, which hands the core to
-//     another runnable process at once, for up to spinBudget in all (counted
+//     another runnable process at once, for up to sched.SpinBudget (1 ms)
+//     in all (counted
 //     from the last poll that made progress: a message streaming in over
 //     TCP keeps its receiver polling),
 //   - then the goroutine parks; the transport's own reader goroutine sleeps
@@ -29,17 +30,12 @@ import (
 // a 2-core laptop), pure spinning only delays the rank that holds the data,
 // so waiters yield from the first empty poll, as Open MPI does when it finds
 // itself oversubscribed. Either way a rank that waits long uses at most
-// spinBudget of CPU per wait and none after that: blocked for 3 s, it burns
-// about a millisecond.
+// sched.SpinBudget of CPU per wait and none after that: blocked for 3 s, it
+// burns about a millisecond.
 //
 // A blocking typed receive from a rank on this host spins the same way,
 // but inside shm.Endpoint.Take (recvDirect), watching that rank's ring
 // itself; when the budget is spent it posts its request and parks at once.
-const (
-	spinTime   = 20 * time.Microsecond
-	spinBudget = time.Millisecond
-)
-
 // wait blocks until r completes, following the policy above.
 func (w *world) wait(r *request) { w.waitFor(r, false) }
 
@@ -68,7 +64,7 @@ func spinUntil[D interface{ isDone() bool }](w *world, d D, batch bool) bool {
 	if len(ps) == 0 {
 		return false
 	}
-	sp := spinner{yield: w.oversubscribed}
+	sp := sched.Spinner{Yield: w.oversubscribed}
 	for {
 		progress := false
 		for _, p := range ps {
@@ -83,9 +79,9 @@ func spinUntil[D interface{ isDone() bool }](w *world, d D, batch bool) bool {
 			return true
 		}
 		if progress {
-			sp.restart()
+			sp.Restart()
 		}
-		if ok, _ := sp.more(sched.Yield); !ok {
+		if ok, _ := sp.More(sched.Yield); !ok {
 			return false
 		}
 	}
@@ -95,50 +91,6 @@ func spinUntil[D interface{ isDone() bool }](w *world, d D, batch bool) bool {
 type pollAllOf struct{ transport.BatchPoller }
 
 func (p pollAllOf) Poll() bool { return p.PollAll() }
-
-// spinner carries the spinning part of the policy through one wait.
-type spinner struct {
-	start time.Time
-	i     int
-	yield bool // yield the CPU after each empty look
-}
-
-// more is called after each empty look, and yields the CPU (with yield)
-// if the policy says so. Every 32nd call (tick) it reads the clock, which
-// costs more than a look: past spinTime it starts yielding, past
-// spinBudget it returns false, time to sleep.
-func (s *spinner) more(yield func()) (ok, tick bool) {
-	if ok, tick = s.looked(1); ok && s.yield {
-		yield()
-	}
-	return ok, tick
-}
-
-// looked is more for n empty looks, without the yield: the caller yields
-// after each look while s.yield is set. tick reports that it read the
-// clock (once every 32 looks).
-func (s *spinner) looked(n int) (ok, tick bool) {
-	i := s.i
-	s.i += n
-	if i>>5 == s.i>>5 {
-		return true, false
-	}
-	if s.start.IsZero() {
-		s.start = time.Now()
-	} else if el := time.Since(s.start); el > spinBudget {
-		return false, true
-	} else if el > spinTime {
-		s.yield = true
-	}
-	return true, true
-}
-
-// restart starts the spinning budget again, keeping the yielding: frames
-// are moving (a large payload streaming in over TCP takes longer than
-// spinBudget), and parking now would only add a wake-up to its end.
-func (s *spinner) restart() {
-	s.start = time.Time{}
-}
 
 // pollAll hands every frame that has arrived at the transports to the
 // engine (PollAll where a transport has it), for Iprobe.

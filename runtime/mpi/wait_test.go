@@ -12,54 +12,6 @@ import (
 	"github.com/gorun-hpc/gorun/runtime/transport"
 )
 
-// TestSpinnerBudget: a wait that sees no progress gives up spinning after
-// spinBudget; one whose polls keep making progress (restart) spins on.
-func TestSpinnerBudget(t *testing.T) {
-	noYield := func() {}
-	var idle spinner
-	start := time.Now()
-	for {
-		if ok, _ := idle.more(noYield); !ok {
-			break
-		}
-	}
-	if el := time.Since(start); el < spinBudget {
-		t.Fatalf("spinning stopped after %v, before the budget of %v", el, spinBudget)
-	}
-
-	// Take's spin counts shm.SpinEvery looks per call: the same budget,
-	// and the clock read once per 32 looks.
-	var batched spinner
-	calls, ticks := 0, 0
-	for start := time.Now(); ; calls++ {
-		ok, tick := batched.looked(8)
-		if tick {
-			ticks++
-		}
-		if !ok {
-			if el := time.Since(start); el < spinBudget {
-				t.Fatalf("batched spinning stopped after %v, before the budget of %v", el, spinBudget)
-			}
-			break
-		}
-	}
-	if want := (calls + 1) * 8 / 32; ticks != want {
-		t.Errorf("%d calls of 8 looks read the clock %d times, want %d", calls+1, ticks, want)
-	}
-	if !batched.yield {
-		t.Error("past spinTime, the batched spinner does not say yield")
-	}
-
-	var busy spinner
-	for start := time.Now(); time.Since(start) < 3*spinBudget; {
-		ok, _ := busy.more(noYield)
-		if !ok {
-			t.Fatal("a spinner restarted at every poll ran out of budget")
-		}
-		busy.restart() // this poll made progress
-	}
-}
-
 // TestRequestSize: a Request is one allocation per Irecv; it stays in the
 // 64-byte size class.
 func TestRequestSize(t *testing.T) {

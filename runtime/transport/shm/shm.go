@@ -38,12 +38,12 @@ var (
 	// spinBudget is how long a waiting Send spins (yielding now and then)
 	// before it sleeps with backoff; oversubSpin replaces it when the host
 	// runs more local ranks than CPUs, where the spin yields the CPU to
-	// them. It matches package mpi's receive budget: a Go timer sleep
+	// them. It is the receive budget (sched.SpinBudget): a Go timer sleep
 	// shorter than a millisecond often lasts one (the runtime waits for
 	// timers in epoll, whose timeout is in milliseconds), so a budget of
 	// 50 µs turned a receiver busy copying for 100 µs into 1–2.5 ms waits
 	// (p90 and p99 of a 512 KiB allreduce on 2 ranks).
-	spinBudget  = time.Millisecond
+	spinBudget  = sched.SpinBudget
 	oversubSpin = 2 * time.Millisecond
 	// maxBackoff caps the sleeps of a waiting Send.
 	maxBackoff = 250 * time.Microsecond

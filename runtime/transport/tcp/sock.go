@@ -150,28 +150,21 @@ func (s *sock) write(a, b []byte) error {
 	return nil
 }
 
-// The waiting policy of a write that finds the send buffer full: watch the
-// socket for room without blocking, for writeSpinPure and then yielding the
-// CPU between looks (the receiver may need this core to drain), for up to
-// writeSpin in all; then park in the network poller (wait). A peer that
-// reads keeps room coming every few microseconds, and parking costs a
-// registration and a thread wake-up, 20–30 µs on a small VM, each time the
-// buffer fills: a 4 MiB message fills it a few times. A peer that stalls
-// costs at most writeSpin of CPU per write. The same policy as package
-// mpi's blocking receives.
-const (
-	writeSpinPure = 20 * time.Microsecond
-	writeSpin     = time.Millisecond
-)
-
-// spinWritable watches the socket for room to write (see writeSpin) and
-// reports whether it came, or the socket failed or was shut down (the next
-// write says which); false when the time is up, or ppoll failed.
+// spinWritable watches the socket for room to write, following the
+// spinning policy of package mpi's blocking calls (sched.Spinner): without
+// blocking, for sched.SpinTime and then yielding the CPU between looks (the
+// receiver may need this core to drain), for up to sched.SpinBudget in all.
+// It reports whether room came, or the socket failed or was shut down (the
+// next write says which); false when the time is up, or ppoll failed: the
+// caller then parks in the network poller (wait). A peer that reads keeps
+// room coming every few microseconds, and parking costs a registration and
+// a thread wake-up, 20–30 µs on a small VM, each time the buffer fills: a
+// 4 MiB message fills it a few times. A peer that stalls costs at most
+// sched.SpinBudget of CPU per write.
 func (s *sock) spinWritable() bool {
 	p := [1]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLOUT}}
-	var start time.Time
-	yield := false
-	for i := 1; ; i++ {
+	var sp sched.Spinner
+	for {
 		p[0].Revents = 0
 		switch n := pollNow(p[:]); {
 		case n > 0 || s.shut.Load():
@@ -179,17 +172,8 @@ func (s *sock) spinWritable() bool {
 		case n < 0:
 			return false // wait in the poller instead
 		}
-		if i&15 == 0 { // reading the clock costs more than a look
-			if start.IsZero() {
-				start = time.Now()
-			} else if el := time.Since(start); el > writeSpin {
-				return false
-			} else if el > writeSpinPure {
-				yield = true
-			}
-		}
-		if yield {
-			sched.Yield() // a peer on this host may need the core to drain the socket
+		if ok, _ := sp.More(sched.Yield); !ok {
+			return false
 		}
 	}
 }
