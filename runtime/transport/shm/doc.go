@@ -200,10 +200,11 @@ type Config struct {
 
 // SpinEvery is how often, in looks at the watched ring, Take does its
 // chores and asks spin how to go on (SpinEvery looks per call). A look
-// between is a load and, when spin said so, a sched_yield: with more ranks than cores the waiter runs
-// one look per time slice it is given, so what a look costs after a
-// context switch (cold caches, a return stack the kernel has refilled) is
-// most of what a hop of a token ring costs beyond the switch itself.
+// between is a load and, when spin said so, a sched_yield: with more
+// ranks than cores the waiter runs one look per turn it is given, so what
+// a look costs after a context switch (cold caches, a return stack the
+// kernel has refilled) is most of what a hop of a token ring costs beyond
+// the switch itself.
 const SpinEvery = 8
 
 // DefaultDir is the directory of segment files when Config.Dir is empty.
