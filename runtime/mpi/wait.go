@@ -19,9 +19,8 @@ import (
 //   - pure polling for sched.SpinTime (20 µs),
 //   - then polling with sched_yield between rounds, which hands the core to
 //     another runnable process at once, for up to sched.SpinBudget (1 ms)
-//     in all (counted
-//     from the last poll that made progress: a message streaming in over
-//     TCP keeps its receiver polling),
+//     in all (counted from the last poll that made progress: a message
+//     streaming in over TCP keeps its receiver polling),
 //   - then the goroutine parks; the transport's own reader goroutine sleeps
 //     (shm: on a FIFO doorbell in the netpoller, which holds no scheduler
 //     slot) and wakes it when a message arrives.

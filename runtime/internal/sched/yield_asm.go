@@ -7,6 +7,4 @@ package sched
 // keeps its thread and its P. Unlike runtime.Gosched it lets other
 // processes run, which is what a waiter needs when the job has more ranks
 // than the host has cores.
-//
-//go:noescape
 func Yield()
