@@ -100,6 +100,46 @@ func (r *request) release() {
 	rc.mu.Unlock()
 }
 
+// releaser returns completed requests to their worlds' free lists a batch
+// at a time, taking each list's lock once per batch rather than once per
+// request: WaitAll over a window of 64 Irecvs. Its zero value is ready.
+type releaser struct {
+	n     int
+	batch [64]*request
+}
+
+// add queues r (nil: nothing) for release; the same rules as release.
+func (b *releaser) add(r *request) {
+	if r == nil {
+		return
+	}
+	if b.n == len(b.batch) || (b.n > 0 && b.batch[0].comm.w != r.comm.w) {
+		b.flush()
+	}
+	b.batch[b.n] = r
+	b.n++
+}
+
+// flush releases what add queued.
+func (b *releaser) flush() {
+	if b.n == 0 {
+		return
+	}
+	rc := &b.batch[0].comm.w.requests
+	for _, r := range b.batch[:b.n] {
+		r.clear()
+	}
+	rc.mu.Lock()
+	for i, r := range b.batch[:b.n] {
+		if len(rc.free) < maxFreeRequests {
+			rc.free = append(rc.free, r)
+		}
+		b.batch[i] = nil
+	}
+	rc.mu.Unlock()
+	b.n = 0
+}
+
 // stash is release for the receive path: it parks r, uncleared, in the
 // world's hot slot (the next newRequest clears it), and releases whatever
 // was there. Same rules as release.

@@ -41,16 +41,27 @@ func (q *Request) doneCh() <-chan struct{} {
 // unless a select may still be owed its completion token, returns the
 // internal request to its world's free list.
 func (q *Request) finish() (Status, error) {
-	if q.r != nil {
-		q.status, q.err = q.r.status, q.r.err
-		if !q.r.selected {
-			// Nobody else holds r: the engine dropped it before it
-			// completed r, and a waiter that parked took its token.
-			q.r.release()
-		}
-		q.r = nil
+	if r := q.detach(); r != nil {
+		r.release()
 	}
 	return q.status, q.err
+}
+
+// detach is finish without the release: it returns the internal request
+// for the caller to release (nil if there is none to release).
+func (q *Request) detach() *request {
+	r := q.r
+	if r == nil {
+		return nil
+	}
+	q.status, q.err = r.status, r.err
+	q.r = nil
+	if r.selected {
+		return nil // a select may still be owed its completion token
+	}
+	// Nobody else holds r: the engine dropped it before it completed r,
+	// and a waiter that parked took its token.
+	return r
 }
 
 // Wait blocks until the operation completes and returns its Status (for
@@ -110,15 +121,23 @@ func (q *Request) Test() (bool, Status, error) {
 // request's Status is its Wait's, which returns it again at once: WaitAll
 // allocates nothing for the statuses that most callers ignore.
 func WaitAll(reqs ...*Request) error {
-	var errs []error
+	var (
+		errs []error
+		done releaser // the internal requests, released a batch at a time
+	)
 	for _, q := range reqs {
 		if q == nil {
 			continue
 		}
-		if _, err := q.wait(true); err != nil {
-			errs = append(errs, err)
+		if q.r != nil {
+			q.r.comm.w.waitFor(q.r, true)
+		}
+		done.add(q.detach())
+		if q.err != nil {
+			errs = append(errs, q.err)
 		}
 	}
+	done.flush()
 	return errors.Join(errs...)
 }
 

@@ -186,3 +186,38 @@ func TestWaitContextDeadlineUnderTraffic(t *testing.T) {
 		t.Fatal("WaitContext spun past its 50 ms deadline while a transport kept making progress")
 	}
 }
+
+// TestReleaserBatches: WaitAll's batched release returns every request,
+// cleared, to the free list of its own world, in batches of any length and
+// with worlds interleaved.
+func TestReleaserBatches(t *testing.T) {
+	w1, w2 := &world{}, &world{}
+	c1, c2 := &Comm{w: w1}, &Comm{w: w2}
+	var b releaser
+	want := map[*world]int{}
+	for i := range 150 {
+		c := c1
+		if (i/40)%2 == 1 || i%7 == 0 {
+			c = c2
+		}
+		r := &request{done: make(chan struct{}, 1), comm: c, tag: i}
+		r.done <- struct{}{} // an unconsumed token, which release drops
+		b.add(r)
+		want[c.w]++
+	}
+	b.add(nil)
+	b.flush()
+	for _, w := range []*world{w1, w2} {
+		if got := len(w.requests.free); got != want[w] {
+			t.Errorf("a world got %d requests back, want %d", got, want[w])
+		}
+		for _, r := range w.requests.free {
+			if r.comm != nil || r.tag != 0 || len(r.done) != 0 || cap(r.done) != 1 {
+				t.Fatalf("a released request was not cleared: %+v", r)
+			}
+		}
+	}
+	if b.n != 0 {
+		t.Errorf("%d requests left queued after flush", b.n)
+	}
+}
