@@ -387,20 +387,39 @@ func (e *engine) DeliverFrame(h transport.Header, payload []byte) {
 
 func (e *engine) deliverFrame(h *transport.Header, payload []byte) {
 	e.mu.Lock()
+	e.deliverFrameLocked(h, payload)
+	e.unlock()
+}
+
+// DeliverFrames implements transport.FrameBatchSink: the frames of a
+// window of small messages, matched under one lock.
+func (e *engine) DeliverFrames(src transport.FrameSource) {
+	var h transport.Header
+	e.mu.Lock()
+	for {
+		payload, ok := src.NextFrame(&h)
+		if !ok {
+			break
+		}
+		e.deliverFrameLocked(&h, payload)
+	}
+	e.unlock()
+}
+
+// deliverFrameLocked is deliverFrame's work for data frame h; e.mu is held.
+func (e *engine) deliverFrameLocked(h *transport.Header, payload []byte) {
 	env := match.Envelope{Context: h.Context, Source: h.Src, Tag: h.Tag}
 	r, ok := e.q.Match(env)
 	if !ok {
 		msg := e.unexpected(env, *h)
 		copy(msg.data, payload)
 		msg.complete = true
-		e.unlock()
 		return
 	}
 	if dst, ok := e.accept(r, h); ok {
 		copy(dst, payload)
 		r.completeWith(h)
 	}
-	e.unlock()
 }
 
 // accept takes the message with header h into receive r, which matched it:

@@ -269,6 +269,30 @@ type FrameSink interface {
 	DeliverFrame(h Header, payload []byte)
 }
 
+// A FrameBatchSink is a FrameSink that takes a run of whole data frames in
+// one call, under one lock: an optional capability, found by type
+// assertion. A transport that drains several frames at once (a window of
+// small messages waiting in a shared-memory ring) hands them over with
+// DeliverFrames instead of one DeliverFrame each.
+type FrameBatchSink interface {
+	FrameSink
+	// DeliverFrames delivers, in order, every frame src.NextFrame yields,
+	// calling it again after each delivery until it returns false. Each
+	// frame is handled as by DeliverFrame. DeliverFrames may hold the
+	// Sink's lock throughout, so src must not call into the Sink.
+	DeliverFrames(src FrameSource)
+}
+
+// A FrameSource yields the frames of one FrameBatchSink.DeliverFrames call.
+type FrameSource interface {
+	// NextFrame sets *h to the next data frame and returns its complete
+	// payload (len(payload) == h.Len), valid until the next call; false
+	// when the transport has no further frame to hand over this way. It
+	// is called only from DeliverFrames, after the previous frame has been
+	// delivered, so a call may release the previous frame's memory.
+	NextFrame(h *Header) (payload []byte, ok bool)
+}
+
 // A QuietSink is a Sink that can say when a frame may bypass it: an
 // optional capability, found by type assertion, that lets a transport hand
 // a frame straight to a receiver waiting for exactly it (shm.Endpoint.Take).

@@ -81,8 +81,10 @@ type Endpoint struct {
 	local   []int   // world ranks on the host, ascending
 	slot    []int32 // by world rank up to the highest local one: index in local, or -1
 	sink    transport.Sink
-	fsink   transport.FrameSink // sink, when it takes whole frames; else nil
-	qsink   transport.QuietSink // sink, when it can say it is quiet (Take); else nil
+	fsink   transport.FrameSink      // sink, when it takes whole frames; else nil
+	bsink   transport.FrameBatchSink // sink, when it takes runs of frames; else nil
+	batch   frameBatch               // drainRecords' run for bsink; guarded by pollMu
+	qsink   transport.QuietSink      // sink, when it can say it is quiet (Take); else nil
 	dir     string
 	job     string
 	path    string
@@ -372,6 +374,7 @@ func Create(cfg Config) (*Endpoint, error) {
 
 	created = true
 	fsink, _ := cfg.Sink.(transport.FrameSink)
+	bsink, _ := cfg.Sink.(transport.FrameBatchSink)
 	qsink, _ := cfg.Sink.(transport.QuietSink)
 	e := &Endpoint{
 		rank:  cfg.Rank,
@@ -379,6 +382,7 @@ func Create(cfg Config) (*Endpoint, error) {
 		local: slices.Clone(cfg.Local),
 		sink:  cfg.Sink,
 		fsink: fsink,
+		bsink: bsink,
 		qsink: qsink,
 		dir:   dir,
 		job:   cfg.Job,
@@ -1252,7 +1256,18 @@ func (e *Endpoint) drainRecords(r *inRing, max int) int {
 			}
 			deliver = true
 			off := pos + recHdrSize + transport.HeaderSize
-			if end := off + uint64(h.Len); e.fsink != nil && h.Kind == transport.KindData && end <= ringBytes {
+			if end := off + uint64(h.Len); e.bsink != nil && h.Kind == transport.KindData && end <= ringBytes {
+				// This frame and the data frames right behind it, in
+				// place, under one lock of the Sink's. The run consumes
+				// their records itself.
+				b := &e.batch
+				*b = frameBatch{e: e, r: r, start: start, max: max, delivered: delivered, first: delivered, h: h, payload: r.data[off:end:end], size: uint64(size)}
+				e.bsink.DeliverFrames(b)
+				b.finish()
+				delivered = b.delivered
+				*b = frameBatch{}
+				continue
+			} else if end := off + uint64(h.Len); e.fsink != nil && h.Kind == transport.KindData && end <= ringBytes {
 				// The payload is contiguous in the ring: hand it over
 				// in place, in one call.
 				e.fsink.DeliverFrame(h, r.data[off:end:end])
@@ -1316,6 +1331,80 @@ func (e *Endpoint) drainRecords(r *inRing, max int) int {
 		}
 	}
 	return delivered
+}
+
+// batchMax bounds the frames of one FrameBatchSink.DeliverFrames call: the
+// Sink may hold its lock throughout, and other goroutines wait for it (to
+// post a receive). 64 is the window of the OSU-style bandwidth test.
+const batchMax = 64
+
+// frameBatch is the transport.FrameSource of one drainRecords run handed
+// to a FrameBatchSink: the data frame drainRecords found (h, payload, size)
+// and then every whole data frame right behind it in the ring, each
+// contiguous there, up to what drainRecords may still deliver and at most
+// batchMax in all. A record of
+// any other kind, or anything drainRecords would have to report, ends the
+// run and is left to drainRecords. pollMu is held throughout.
+type frameBatch struct {
+	e          *Endpoint
+	r          *inRing
+	start      uint64 // r.head when drainRecords began: it drains one ring's worth
+	max        int    // drainRecords' limit (<= 0: none)
+	delivered  int
+	first      int // delivered when the run began
+	h          transport.Header
+	payload    []byte
+	size       uint64 // record size of the frame handed out last, not yet consumed; 0: none
+	handedHead bool   // h and payload (the first frame) were handed out
+}
+
+// NextFrame implements transport.FrameSource. The Sink has delivered the
+// frame handed out before, so its record is consumed first.
+func (b *frameBatch) NextFrame(h *transport.Header) ([]byte, bool) {
+	if !b.handedHead {
+		b.handedHead = true
+		*h = b.h
+		return b.payload, true
+	}
+	b.finish()
+	r := b.r
+	ringBytes := r.mask + 1
+	if r.head-b.start >= ringBytes || (b.max > 0 && b.delivered >= b.max) || b.delivered-b.first >= batchMax {
+		return nil, false
+	}
+	pos := r.head & r.mask
+	w := atomic.LoadUint64(word64(r.data, int(pos))) // acquire: the record is written
+	size := uint64(uint32(w))
+	if byte(w>>32) != recFrame || w>>40 != 0 || size < recHdrSize+transport.HeaderSize || size > ringBytes-recAlign {
+		return nil, false // nothing yet, another kind, or garbage for drainRecords to report
+	}
+	off := pos + recHdrSize
+	if h.Decode(r.data[off:off+transport.HeaderSize]) != nil || h.Kind != transport.KindData ||
+		int(h.Src) != r.p.rank || int(h.Dst) != b.e.rank || size != recHdrSize+transport.HeaderSize+uint64(h.Len) {
+		return nil, false
+	}
+	off += transport.HeaderSize
+	end := off + uint64(h.Len)
+	if end > ringBytes {
+		return nil, false // the payload wraps: drainRecords copies it
+	}
+	b.size = size
+	return r.data[off:end:end], true
+}
+
+// finish consumes the record of the frame handed out last, which the Sink
+// has delivered, publishing head as drainRecords does.
+func (b *frameBatch) finish() {
+	if !b.handedHead || b.size == 0 {
+		return // the first frame was not handed out, or nothing is pending
+	}
+	r := b.r
+	r.head += align(b.size)
+	if r.head-r.pub >= (r.mask+1)/16 {
+		r.publishHead()
+	}
+	b.size = 0
+	b.delivered++
 }
 
 // readCMA handles a cross-memory-attach descriptor: it claims it, reads the

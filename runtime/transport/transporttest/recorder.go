@@ -164,6 +164,29 @@ func (f FrameRecorder) DeliverFrame(h transport.Header, payload []byte) {
 	r.signalLocked()
 }
 
+// BatchRecorder is a FrameRecorder that is also a transport.FrameBatchSink:
+// it records the frames of a DeliverFrames call one by one, as
+// DeliverFrame would, and checks what the FrameSource hands out (data
+// frames only, payloads of their length).
+type BatchRecorder struct{ FrameRecorder }
+
+// DeliverFrames implements transport.FrameBatchSink.
+func (b BatchRecorder) DeliverFrames(src transport.FrameSource) {
+	var h transport.Header
+	for {
+		payload, ok := src.NextFrame(&h)
+		if !ok {
+			return
+		}
+		if h.Kind != transport.KindData {
+			b.mu.Lock()
+			b.problemLocked("NextFrame handed out a %s frame %+v", h.Kind, h)
+			b.mu.Unlock()
+		}
+		b.DeliverFrame(h, payload)
+	}
+}
+
 // PeerLost implements transport.Sink.
 func (r *Recorder) PeerLost(rank int, err error) {
 	r.mu.Lock()

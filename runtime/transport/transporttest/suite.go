@@ -48,6 +48,13 @@ func Run(t *testing.T, newEndpoints func(t *testing.T, sinks []transport.Sink) [
 			t.Run("FrameSink/ZeroLength", func(t *testing.T) { fs.zeroLength(t, n) })
 			t.Run("FrameSink/Large", func(t *testing.T) { fs.large(t, n) })
 			t.Run("FrameSink/ConcurrentSenders", func(t *testing.T) { fs.concurrent(t, n) })
+			// And into sinks that take runs of frames at once
+			// (transport.FrameBatchSink).
+			bs := suite{newEndpoints: newEndpoints, frameSinks: true, batchSinks: true}
+			t.Run("BatchSink/FIFO", func(t *testing.T) { bs.fifo(t, n) })
+			t.Run("BatchSink/ZeroLength", func(t *testing.T) { bs.zeroLength(t, n) })
+			t.Run("BatchSink/Large", func(t *testing.T) { bs.large(t, n) })
+			t.Run("BatchSink/ConcurrentSenders", func(t *testing.T) { bs.concurrent(t, n) })
 		})
 	}
 }
@@ -55,6 +62,7 @@ func Run(t *testing.T, newEndpoints func(t *testing.T, sinks []transport.Sink) [
 type suite struct {
 	newEndpoints func(t *testing.T, sinks []transport.Sink) []transport.Endpoint
 	frameSinks   bool // the sinks are FrameRecorders
+	batchSinks   bool // the sinks are BatchRecorders
 }
 
 // setup builds n endpoints with recording sinks. At cleanup it closes them
@@ -66,7 +74,10 @@ func (s suite) setup(t *testing.T, n int) ([]transport.Endpoint, []*Recorder) {
 	for i := range recs {
 		recs[i] = NewRecorder(i)
 		sinks[i] = recs[i]
-		if s.frameSinks {
+		switch {
+		case s.batchSinks:
+			sinks[i] = BatchRecorder{FrameRecorder{recs[i]}}
+		case s.frameSinks:
 			sinks[i] = FrameRecorder{recs[i]}
 		}
 	}
