@@ -58,7 +58,10 @@ const maxFreeRequests = 4096
 // newRequest returns a request ready for one operation.
 func newRequest(c *Comm, op string, peer, tag int) *request {
 	rc := &c.w.requests
-	r := rc.hot.Swap(nil)
+	var r *request
+	if rc.hot.Load() != nil { // a load first: most Irecvs find it empty
+		r = rc.hot.Swap(nil)
+	}
 	if r != nil {
 		r.clear()
 	} else {
