@@ -129,7 +129,7 @@
 // (other peers' rings, the lag, the Sink's quiet, the policy's clock)
 // only every SpinEvery looks, and yielding before them on the first empty
 // look, took the 8-rank token ring on 2 cores from 1.22× to 1.05× Open
-// MPI's hop (paired medians of 12 alternating rounds; 0.97× over 43 rounds
+// MPI's hop (paired medians of 12 alternating rounds; 1.01× over 58 rounds
 // of examples/bench/compare.sh). A turn costs about 1.6 µs of CPU on a
 // small VM either way; how many turns a hop takes depends on the order in
 // which the scheduler rotates a core's ranks, which this cannot choose.
