@@ -1256,7 +1256,9 @@ func (e *Endpoint) drainRecords(r *inRing, max int) int {
 			}
 			deliver = true
 			off := pos + recHdrSize + transport.HeaderSize
-			if end := off + uint64(h.Len); e.bsink != nil && h.Kind == transport.KindData && end <= ringBytes {
+			end := off + uint64(h.Len)
+			inPlace := h.Kind == transport.KindData && end <= ringBytes // the payload is contiguous in the ring
+			if inPlace && e.bsink != nil {
 				// This frame and the data frames right behind it, in
 				// place, under one lock of the Sink's. The run consumes
 				// their records itself.
@@ -1267,9 +1269,8 @@ func (e *Endpoint) drainRecords(r *inRing, max int) int {
 				delivered = b.delivered
 				*b = frameBatch{}
 				continue
-			} else if end := off + uint64(h.Len); e.fsink != nil && h.Kind == transport.KindData && end <= ringBytes {
-				// The payload is contiguous in the ring: hand it over
-				// in place, in one call.
+			} else if inPlace && e.fsink != nil {
+				// Hand it over in place, in one call.
 				e.fsink.DeliverFrame(h, r.data[off:end:end])
 				deliver = false
 				delivered++
@@ -1342,9 +1343,9 @@ const batchMax = 64
 // to a FrameBatchSink: the data frame drainRecords found (h, payload, size)
 // and then every whole data frame right behind it in the ring, each
 // contiguous there, up to what drainRecords may still deliver and at most
-// batchMax in all. A record of
-// any other kind, or anything drainRecords would have to report, ends the
-// run and is left to drainRecords. pollMu is held throughout.
+// batchMax in all. A record of any other kind, or anything drainRecords
+// would have to report, ends the run and is left to drainRecords. pollMu
+// is held throughout.
 type frameBatch struct {
 	e          *Endpoint
 	r          *inRing
