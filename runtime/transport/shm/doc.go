@@ -90,7 +90,10 @@
 // the sender has just written. A frame whose payload lies in one piece in
 // the ring goes to the Sink in one DeliverFrame call when the Sink is a
 // transport.FrameSink (the engine is), which copies it straight from the
-// ring into the receive buffer. That is safe after Close
+// ring into the receive buffer; when it is a transport.FrameBatchSink (the
+// engine is) and a drain may deliver more than one frame (PollAll, the
+// reader), such frames and the ones right behind them go in runs of up to
+// 64 in one DeliverFrames call, matched under one lock. That is safe after Close
 // because Close replaces its own mapping by private zero pages (unmapped
 // once the Endpoint is unreachable) instead of unmapping it. Each call
 // marks the endpoint awake (a process-local word, stored only when it was
