@@ -1258,7 +1258,7 @@ func (e *Endpoint) drainRecords(r *inRing, max int) int {
 			off := pos + recHdrSize + transport.HeaderSize
 			end := off + uint64(h.Len)
 			inPlace := h.Kind == transport.KindData && end <= ringBytes // the payload is contiguous in the ring
-			if inPlace && e.bsink != nil {
+			if inPlace && e.bsink != nil && max != 1 {
 				// This frame and the data frames right behind it, in
 				// place, under one lock of the Sink's. The run consumes
 				// their records itself.
