@@ -94,11 +94,20 @@ func (r *request) clear() {
 // goroutine that owns a blocking call's request may call it, after reading
 // the outcome.
 func (r *request) release() {
-	rc := &r.comm.w.requests
-	r.clear()
+	r.comm.w.requests.put([]*request{r})
+}
+
+// put clears completed requests and returns them to the free list, under
+// one lock; it keeps no reference to rs.
+func (rc *requestCache) put(rs []*request) {
+	for _, r := range rs {
+		r.clear()
+	}
 	rc.mu.Lock()
-	if len(rc.free) < maxFreeRequests {
-		rc.free = append(rc.free, r)
+	for _, r := range rs {
+		if len(rc.free) < maxFreeRequests {
+			rc.free = append(rc.free, r)
+		}
 	}
 	rc.mu.Unlock()
 }
@@ -128,18 +137,8 @@ func (b *releaser) flush() {
 	if b.n == 0 {
 		return
 	}
-	rc := &b.batch[0].comm.w.requests
-	for _, r := range b.batch[:b.n] {
-		r.clear()
-	}
-	rc.mu.Lock()
-	for i, r := range b.batch[:b.n] {
-		if len(rc.free) < maxFreeRequests {
-			rc.free = append(rc.free, r)
-		}
-		b.batch[i] = nil
-	}
-	rc.mu.Unlock()
+	b.batch[0].comm.w.requests.put(b.batch[:b.n])
+	clear(b.batch[:b.n])
 	b.n = 0
 }
 

@@ -66,13 +66,9 @@ func (q *Request) detach() *request {
 
 // Wait blocks until the operation completes and returns its Status (for
 // receives) and error.
-func (q *Request) Wait() (Status, error) { return q.wait(false) }
-
-// wait is Wait; batch asks the transports for every frame that has arrived
-// at each poll (WaitAll).
-func (q *Request) wait(batch bool) (Status, error) {
+func (q *Request) Wait() (Status, error) {
 	if q.r != nil {
-		q.r.comm.w.waitFor(q.r, batch)
+		q.r.comm.w.wait(q.r)
 	}
 	return q.finish()
 }

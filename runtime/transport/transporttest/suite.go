@@ -50,7 +50,7 @@ func Run(t *testing.T, newEndpoints func(t *testing.T, sinks []transport.Sink) [
 			t.Run("FrameSink/ConcurrentSenders", func(t *testing.T) { fs.concurrent(t, n) })
 			// And into sinks that take runs of frames at once
 			// (transport.FrameBatchSink).
-			bs := suite{newEndpoints: newEndpoints, frameSinks: true, batchSinks: true}
+			bs := suite{newEndpoints: newEndpoints, batchSinks: true}
 			t.Run("BatchSink/FIFO", func(t *testing.T) { bs.fifo(t, n) })
 			t.Run("BatchSink/ZeroLength", func(t *testing.T) { bs.zeroLength(t, n) })
 			t.Run("BatchSink/Large", func(t *testing.T) { bs.large(t, n) })
