@@ -29,8 +29,9 @@ func TestSteadyStateAllocs(t *testing.T) {
 }
 
 // TestSteadyStateAllocsNonBlocking pins the allocations of the forms
-// collectives are built from: Sendrecv none, Irecv+Wait only the Request it
-// returns (its internal state goes back to a pool once waited for).
+// collectives are built from: Sendrecv none, Irecv+Wait less than one (the
+// Requests Irecv returns come in blocks of 31; its internal state goes back
+// to a free list once waited for).
 func TestSteadyStateAllocsNonBlocking(t *testing.T) {
 	c := singleton(t)
 	out, in := []float64{1, 2, 3}, make([]float64, 3)
@@ -47,14 +48,15 @@ func TestSteadyStateAllocsNonBlocking(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, sendrecv); n != 0 {
 		t.Errorf("Sendrecv of 3 float64 allocates %.1f times; want 0", n)
 	}
-	if n := testing.AllocsPerRun(1000, irecv); n > 1 {
-		t.Errorf("Irecv+Send+Wait of 3 float64 allocates %.1f times; want at most 1 (the Request)", n)
+	if n := testing.AllocsPerRun(1000, irecv); n >= 1 {
+		t.Errorf("Irecv+Send+Wait of 3 float64 allocates %.1f times; want less than 1 (a block of Requests every 31 calls)", n)
 	}
 }
 
 // TestWaitAllAllocs: a window of Irecvs completed with WaitAll allocates
-// one Request per Irecv and nothing else (WaitAll returned a slice of
-// statuses once: 65 allocations a window of 64).
+// only the blocks its Requests come from, 31 to a block, and nothing else
+// (WaitAll returned a slice of statuses once, and each Request was an
+// allocation of its own: 65 allocations a window of 64).
 func TestWaitAllAllocs(t *testing.T) {
 	c := singleton(t)
 	const window = 64
@@ -78,8 +80,8 @@ func TestWaitAllAllocs(t *testing.T) {
 	for range 10 {
 		step()
 	}
-	if n := testing.AllocsPerRun(100, step); n > window {
-		t.Errorf("a window of %d Irecvs and a WaitAll allocates %.1f times; want at most %d (the Requests)", window, n, window)
+	if n := testing.AllocsPerRun(100, step); n > 3 {
+		t.Errorf("a window of %d Irecvs and a WaitAll allocates %.1f times; want at most 3 (blocks of 31 Requests)", window, n)
 	}
 }
 

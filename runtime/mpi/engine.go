@@ -35,14 +35,23 @@ type request struct {
 	err      error
 }
 
-// requestCache is a world's free list of requests. It is a plain capped
-// stack rather than a sync.Pool: a sync.Pool is emptied by every garbage
-// collection, and a program that allocates (a Request per Irecv does) then
-// pays for a fresh request and channel on most calls. One per world, so
-// that the worlds of an in-process job (package mpitest) do not contend.
+// requestCache is a world's free list of requests, and of the Requests
+// that Irecv returns. It is a plain capped stack rather than a sync.Pool: a
+// sync.Pool is emptied by every garbage collection, and a program that
+// allocates then pays for a fresh request and channel on most calls. One
+// per world (in its engine), so that the worlds of an in-process job
+// (package mpitest) do not contend. free and slab are guarded by the
+// engine's mu: Irecv takes its request and posts it in one critical
+// section.
 type requestCache struct {
-	mu   sync.Mutex
 	free []*request
+
+	// slab holds the unused rest of a block of Requests, which Irecv hands
+	// out one by one: one allocation per requestSlab Irecvs instead of one
+	// each. A Request is never reused (the caller may keep it), so a block
+	// lives as long as any of its Requests is reachable: at most
+	// requestSlab·64 bytes for one kept Request.
+	slab []Request
 
 	// hot holds the request of the last blocking receive (see stash), not
 	// yet cleared: the next newRequest takes and clears it, so that the
@@ -55,29 +64,51 @@ type requestCache struct {
 // maxFreeRequests caps a world's free list.
 const maxFreeRequests = 4096
 
+// requestSlab is how many Requests Irecv allocates at a time: 31 of 64
+// bytes and the 8-byte header Go puts in front of a block with pointers
+// fill the 2 KiB size class.
+const requestSlab = 31
+
 // newRequest returns a request ready for one operation.
 func newRequest(c *Comm, op string, peer, tag int) *request {
-	rc := &c.w.requests
+	e := c.w.eng
 	var r *request
-	if rc.hot.Load() != nil { // a load first: most Irecvs find it empty
-		r = rc.hot.Swap(nil)
+	if e.requests.hot.Load() != nil { // a load first: most Irecvs find it empty
+		r = e.requests.hot.Swap(nil)
 	}
 	if r != nil {
 		r.clear()
 	} else {
-		rc.mu.Lock()
-		if n := len(rc.free); n > 0 {
-			r = rc.free[n-1]
-			rc.free[n-1] = nil
-			rc.free = rc.free[:n-1]
-		}
-		rc.mu.Unlock()
-		if r == nil {
-			r = &request{done: make(chan struct{}, 1)}
-		}
+		e.mu.Lock()
+		r = e.takeRequestLocked()
+		e.mu.Unlock()
 	}
 	r.comm, r.op, r.peer, r.tag = c, op, peer, tag
 	return r
+}
+
+// takeRequestLocked pops a cleared request off the free list, or makes
+// one. e.mu must be held.
+func (e *engine) takeRequestLocked() *request {
+	rc := &e.requests
+	if n := len(rc.free); n > 0 {
+		r := rc.free[n-1]
+		rc.free[n-1] = nil
+		rc.free = rc.free[:n-1]
+		return r
+	}
+	return &request{done: make(chan struct{}, 1)}
+}
+
+// newPublicLocked returns a zero Request from the slab. e.mu must be held.
+func (e *engine) newPublicLocked() *Request {
+	rc := &e.requests
+	if len(rc.slab) == 0 {
+		rc.slab = make([]Request, requestSlab)
+	}
+	q := &rc.slab[0]
+	rc.slab = rc.slab[1:]
+	return q
 }
 
 // clear readies a completed request for reuse: it drops an unconsumed
@@ -94,22 +125,22 @@ func (r *request) clear() {
 // goroutine that owns a blocking call's request may call it, after reading
 // the outcome.
 func (r *request) release() {
-	r.comm.w.requests.put([]*request{r})
+	r.comm.w.eng.putRequests([]*request{r})
 }
 
-// put clears completed requests and returns them to the free list, under
-// one lock; it keeps no reference to rs.
-func (rc *requestCache) put(rs []*request) {
+// putRequests clears completed requests and returns them to the free list,
+// under one lock; it keeps no reference to rs.
+func (e *engine) putRequests(rs []*request) {
 	for _, r := range rs {
 		r.clear()
 	}
-	rc.mu.Lock()
+	e.mu.Lock()
 	for _, r := range rs {
-		if len(rc.free) < maxFreeRequests {
-			rc.free = append(rc.free, r)
+		if len(e.requests.free) < maxFreeRequests {
+			e.requests.free = append(e.requests.free, r)
 		}
 	}
-	rc.mu.Unlock()
+	e.mu.Unlock()
 }
 
 // releaser returns completed requests to their worlds' free lists a batch
@@ -137,7 +168,7 @@ func (b *releaser) flush() {
 	if b.n == 0 {
 		return
 	}
-	b.batch[0].comm.w.requests.put(b.batch[:b.n])
+	b.batch[0].comm.w.eng.putRequests(b.batch[:b.n])
 	clear(b.batch[:b.n])
 	b.n = 0
 }
@@ -146,7 +177,7 @@ func (b *releaser) flush() {
 // world's hot slot (the next newRequest clears it), and releases whatever
 // was there. Same rules as release.
 func (r *request) stash() {
-	if old := r.comm.w.requests.hot.Swap(r); old != nil {
+	if old := r.comm.w.eng.requests.hot.Swap(r); old != nil {
 		old.release()
 	}
 }
@@ -221,7 +252,8 @@ type slot struct {
 type engine struct {
 	w *world
 
-	mu       sync.Mutex // guards the fields below
+	mu       sync.Mutex // guards the fields below, and requests' free and slab
+	requests requestCache
 	q        match.Queue[*request, *message]
 	inflight []slot  // by source world rank
 	lost     []error // by world rank: why that peer is gone
@@ -639,7 +671,28 @@ func (e *engine) failedLocked(peer int32) error {
 // the queue (probes in e.probes).
 func (e *engine) post(r *request) {
 	e.mu.Lock()
-	defer e.unlock()
+	e.postLocked(r)
+	e.unlock()
+}
+
+// irecv posts a receive of typed elements into buf and returns its
+// Request: the request and the Request are taken, and the receive posted,
+// under one lock.
+func (e *engine) irecv(c *Comm, src, tag int, buf []byte, typ uint8) *Request {
+	p := c.pattern(src, tag)
+	e.mu.Lock()
+	r := e.takeRequestLocked()
+	r.comm, r.op, r.peer, r.tag, r.pattern = c, "irecv", src, tag, p
+	r.buf, r.typ = buf, typ
+	q := e.newPublicLocked()
+	q.r = r
+	e.postLocked(r)
+	e.unlock()
+	return q
+}
+
+// postLocked is post with e.mu held.
+func (e *engine) postLocked(r *request) {
 	if r.probe {
 		e.probeLocked(r)
 		return

@@ -76,7 +76,6 @@ func peerKey(rank int) string { return "rank/" + strconv.Itoa(rank) }
 
 // world is the state shared by every communicator of one process.
 type world struct {
-	requests             requestCache // free requests of this world's operations
 	rank, size           int
 	localRank, localSize int
 	host, job            string

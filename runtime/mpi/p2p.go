@@ -157,25 +157,32 @@ func procNullStatus() Status { return Status{Source: ProcNull, Tag: AnyTag} }
 // recvRequest validates a receive or probe and builds its request; a nil
 // request with nil error means src is ProcNull.
 func (c *Comm) recvRequest(op string, src, tag int) (*request, error) {
-	// The common case in one test: a live communicator, a rank of it, a
-	// tag or AnyTag (tag+1 is unsigned-compared, so AnyTag passes).
-	if !(uint(src) < uint(c.size) && uint(tag+1) <= MaxTag+1 && c.usable() == nil) {
-		if err := c.usable(); err != nil {
-			return nil, c.errorf(op, src, tag, err)
-		}
-		if err := c.checkPeer(src, true); err != nil {
-			return nil, c.errorf(op, src, tag, err)
-		}
-		if err := checkTag(tag, true); err != nil {
-			return nil, c.errorf(op, src, tag, err)
-		}
-		if src == ProcNull {
-			return nil, nil
-		}
+	if null, err := c.checkRecv(op, src, tag); err != nil || null {
+		return nil, err
 	}
 	r := newRequest(c, op, src, tag)
 	r.pattern = c.pattern(src, tag)
 	return r, nil
+}
+
+// checkRecv validates a receive or probe from src with tag; null reports
+// that src is ProcNull (and err is nil).
+func (c *Comm) checkRecv(op string, src, tag int) (null bool, err error) {
+	// The common case in one test: a live communicator, a rank of it, a
+	// tag or AnyTag (tag+1 is unsigned-compared, so AnyTag passes).
+	if uint(src) < uint(c.size) && uint(tag+1) <= MaxTag+1 && c.usable() == nil {
+		return false, nil
+	}
+	if err := c.usable(); err != nil {
+		return false, c.errorf(op, src, tag, err)
+	}
+	if err := c.checkPeer(src, true); err != nil {
+		return false, c.errorf(op, src, tag, err)
+	}
+	if err := checkTag(tag, true); err != nil {
+		return false, c.errorf(op, src, tag, err)
+	}
+	return src == ProcNull, nil
 }
 
 // header validates a send and fills in its frame header h; ok is false for

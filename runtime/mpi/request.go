@@ -12,8 +12,9 @@ import (
 // WaitAny. A Request may be waited on from one goroutine at a time; after it
 // completed, Wait returns the same result again.
 //
-// A Request is 64 bytes, one allocation per Irecv (Isend returns a shared
-// one): keep it so, since small messages are sent many at a time.
+// A Request is 64 bytes, allocated by Irecv in blocks of requestSlab (Isend
+// returns a shared one): keep it so, since small messages are sent many at
+// a time.
 type Request struct {
 	r      *request // nil when the operation completed at once, or once finished
 	status Status
@@ -231,17 +232,13 @@ func Issend[T Numeric](c *Comm, buf []T, dst, tag int) (*Request, error) {
 // AnyTag) and returns a Request. buf must not be read or modified until the
 // request completes. Errors are those of Recv.
 func Irecv[T Numeric](c *Comm, buf []T, src, tag int) (*Request, error) {
-	r, err := c.recvRequest("irecv", src, tag)
-	if err != nil {
-		return nil, err
-	}
-	if r == nil {
+	if null, err := c.checkRecv("irecv", src, tag); err != nil || null {
+		if err != nil {
+			return nil, err
+		}
 		return &Request{status: procNullStatus()}, nil
 	}
-	r.buf = asBytes(buf)
-	r.typ = typeCode[T]()
-	c.w.eng.post(r)
-	return &Request{r: r}, nil
+	return c.w.eng.irecv(c, src, tag, asBytes(buf), typeCode[T]()), nil
 }
 
 // Start runs fn on its own goroutine and returns a Request that completes,

@@ -192,6 +192,7 @@ func TestWaitContextDeadlineUnderTraffic(t *testing.T) {
 // with worlds interleaved.
 func TestReleaserBatches(t *testing.T) {
 	w1, w2 := &world{}, &world{}
+	w1.eng, w2.eng = newEngine(w1, 1), newEngine(w2, 1)
 	c1, c2 := &Comm{w: w1}, &Comm{w: w2}
 	var b releaser
 	want := map[*world]int{}
@@ -208,10 +209,10 @@ func TestReleaserBatches(t *testing.T) {
 	b.add(nil)
 	b.flush()
 	for _, w := range []*world{w1, w2} {
-		if got := len(w.requests.free); got != want[w] {
+		if got := len(w.eng.requests.free); got != want[w] {
 			t.Errorf("a world got %d requests back, want %d", got, want[w])
 		}
-		for _, r := range w.requests.free {
+		for _, r := range w.eng.requests.free {
 			if r.comm != nil || r.tag != 0 || len(r.done) != 0 || cap(r.done) != 1 {
 				t.Fatalf("a released request was not cleared: %+v", r)
 			}
