@@ -72,7 +72,8 @@
 // which stalled the goroutines queued behind it, typically the one the last
 // delivery had just woken. For the same reason, a Send that waits (for ring
 // space or for a large message to be read) first polls for 1 ms, with a
-// sched_yield now and then, and then polls with backoff sleeps of 5 µs
+// sched_yield now and then once the first 20 µs (sched.SpinTime) have
+// passed, and then polls with backoff sleeps of 5 µs
 // doubling to 250 µs on Go timers (which often last a millisecond: the
 // runtime waits for timers in epoll). When the host runs more local ranks
 // than CPUs the spin yields the CPU on every round, for up to 2 ms: the

@@ -781,6 +781,7 @@ func (e *Endpoint) waitOut(o *outRing, cond func() bool, mode int, spin time.Dur
 	if e.oversub && spin > 0 {
 		spin = max(spin, oversubSpin)
 	}
+	late := false // past sched.SpinTime
 	for i := 0; ; i++ {
 		if cond() {
 			return nil
@@ -792,14 +793,18 @@ func (e *Endpoint) waitOut(o *outRing, cond func() bool, mode int, spin time.Dur
 			if err := e.waitFailure(o, mode, deadline, false); err != nil {
 				return err
 			}
-			if time.Since(start) > spin {
+			el := time.Since(start)
+			if el > spin {
 				break
 			}
+			late = el > sched.SpinTime
 		}
-		if !e.Poll() && (e.oversub || i&63 == 0) {
+		if !e.Poll() && (e.oversub || (late && i&63 == 0)) {
 			// The receiver may be waiting for this very core: hand it
 			// over (every round when the host is oversubscribed, now and
-			// then otherwise). Not runtime.Gosched: it queues this
+			// then once sched.SpinTime has passed otherwise: a copy of
+			// tens of KiB is done sooner, and a sched_yield that is under
+			// way when it is adds to the Send). Not runtime.Gosched: it queues this
 			// goroutine globally and wakes an idle P's thread, which then
 			// spins looking for work on the core the receiver needs (p99
 			// of a 512 KiB allreduce on 2 ranks was 2.5 ms, a time slice).
@@ -995,7 +1000,7 @@ func (e *Endpoint) sendCMA(o *outRing, h *transport.Header, payload []byte) erro
 	d := o.data[pos+recHdrSize+transport.HeaderSize:]
 	le.PutUint64(d, sliceAddr(payload))
 	le.PutUint32(d[8:], o.seq)
-	le.PutUint32(d[12:], uint32(os.Getpid()))
+	le.PutUint32(d[12:], uint32(e.peers[e.me].pid)) // os.Getpid is a system call each time
 	o.commit(size, recCMA)
 
 	var st uint32
