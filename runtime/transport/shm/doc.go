@@ -110,9 +110,11 @@
 // Take serves a blocking receive that waits for one peer's next frame: it
 // takes the drain lock, then watches that ring's next header word while
 // delivering other peers' frames to the Sink, and copies a frame that is
-// what the receiver asked for (a whole inline data frame of its context,
-// tag and type, no flags, not too long) straight into the receiver's
-// buffer, skipping the Sink. It asks the Sink (transport.QuietSink) when
+// what the receiver asked for (a data frame of its context, tag and type,
+// no flags, not too long) straight into the receiver's buffer, skipping the
+// Sink: from the ring when it is inline, or with process_vm_readv from the
+// sender's memory when it is posted for cross-memory attach and smaller
+// than the split copy's threshold (128 KiB). It asks the Sink (transport.QuietSink) when
 // the frame lands, and every SpinEvery looks while it waits, whether it
 // holds anything the frame would have to be matched against first, and
 // refuses every frame while it does; a refused frame stays in the ring for
@@ -252,8 +254,9 @@ const (
 	stateOpen   = 1
 	stateClosed = 2
 
-	recAlign   = 64 // records start at multiples of this
-	recHdrSize = 8  // {size u32, type u8, pad}
+	recAlign   = 64                                     // records start at multiples of this
+	recHdrSize = 8                                      // {size u32, type u8, pad}
+	cmaRecSize = recHdrSize + transport.HeaderSize + 16 // a recCMA record: header word, transport header, descriptor
 
 	minRing    = 16 << 10
 	maxRing    = 1 << 20

@@ -990,7 +990,7 @@ func (e *Endpoint) sendCMA(o *outRing, h *transport.Header, payload []byte) erro
 	o.seq++
 	base := o.seq << cmaShift
 	atomic.StoreUint32(o.ctl.cma, base|cmaPosted)
-	const size = recHdrSize + transport.HeaderSize + 16
+	const size = cmaRecSize
 	pos, err := e.reserve(o, size, waitSend, time.Time{})
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@
 package shm
 
 import (
+	"encoding/binary"
 	"sync/atomic"
 
 	"github.com/gorun-hpc/gorun/runtime/internal/sched"
@@ -26,12 +27,14 @@ const (
 // rank src and hands it straight to a receiver that wants exactly it,
 // without the Sink.
 //
-// When the next record in src's ring is a whole data frame, inline in the
-// ring, with context ctx, tag (tag < 0: any), element type typ, no flags and
-// a payload of at most len(buf) bytes, and the Sink reports itself quiet
+// When the next record in src's ring is a data frame with context ctx, tag
+// (tag < 0: any), element type typ, no flags and a payload of at most
+// len(buf) bytes, either whole in the ring or (below splitMin, 128 KiB)
+// posted for cross-memory attach, and the Sink reports itself quiet
 // (transport.QuietSink: no pending receive or unexpected frame there that
 // the frame would have to be matched against first), Take copies the
-// payload into buf, decodes the frame's header into h, consumes the record
+// payload into buf (from the ring, or from the sender's memory with
+// process_vm_readv), decodes the frame's header into h, consumes the record
 // and returns Took. A frame that Take refuses is left in the ring for the
 // Sink, in order, and Take returns TakeNo.
 //
@@ -50,7 +53,9 @@ const (
 //
 // Take is safe for concurrent use: a second caller, or one that finds the
 // endpoint's reader or a Poll draining, gets TakeNo. buf is only written on
-// Took. Take must not be called from inside a Sink method.
+// Took, except by a cross-memory read that fails midway: the frame is then
+// left to the Sink (TakeNo), which is where the caller receives it into
+// buf. Take must not be called from inside a Sink method.
 func (e *Endpoint) Take(src int, ctx uint32, tag int32, typ uint8, buf []byte, h *transport.Header, spin func() (more, yield bool)) int {
 	if e.qsink == nil || uint(src) >= uint(len(e.slot)) || e.slot[src] < 0 || int(e.slot[src]) == e.me {
 		return TakeNo
@@ -144,7 +149,7 @@ func (e *Endpoint) takeRecord(r *inRing, w uint64, ctx uint32, tag int32, typ ui
 	size, rtyp := uint64(uint32(w)), byte(w>>32)
 	off := pos + recHdrSize
 	end := off + transport.HeaderSize
-	if rtyp != recFrame || w>>40 != 0 || size < recHdrSize+transport.HeaderSize ||
+	if (rtyp != recFrame && rtyp != recCMA) || w>>40 != 0 || size < recHdrSize+transport.HeaderSize ||
 		size > r.mask+1-recAlign {
 		return TakeNo
 	}
@@ -153,15 +158,48 @@ func (e *Endpoint) takeRecord(r *inRing, w uint64, ctx uint32, tag int32, typ ui
 	}
 	if h.Kind != transport.KindData || h.Flags != 0 || h.Context != ctx ||
 		(tag >= 0 && h.Tag != tag) || h.Type != typ || int(h.Len) > len(buf) ||
-		size != recHdrSize+transport.HeaderSize+uint64(h.Len) ||
 		int(h.Src) != r.p.rank || int(h.Dst) != e.rank {
 		return TakeNo
 	}
-	// A record's first 64 bytes, its header, never wrap; its payload may.
-	copyOut(buf[:h.Len], r.data, r.mask, r.head+recHdrSize+transport.HeaderSize)
+	if rtyp == recCMA {
+		if size != cmaRecSize || int(h.Len) >= splitMin || e.noCMA.Load() ||
+			!r.takeCMA(buf[:h.Len], r.data[end:end+16]) {
+			return TakeNo
+		}
+	} else {
+		if size != recHdrSize+transport.HeaderSize+uint64(h.Len) {
+			return TakeNo
+		}
+		// A record's first 64 bytes, its header, never wrap; its payload may.
+		copyOut(buf[:h.Len], r.data, r.mask, r.head+recHdrSize+transport.HeaderSize)
+	}
 	r.head += align(size)
 	if r.head-r.pub >= (r.mask+1)/16 {
 		r.publishHead()
 	}
 	return Took
+}
+
+// takeCMA reads the payload that the cross-memory-attach descriptor d
+// {addr u64, seq u32, pid u32} describes straight into buf, for Take, and
+// releases the sender. It reports false when the descriptor was revoked,
+// or when the read failed: then it hands its claim back (reading → posted)
+// for drainRecords' readCMA, which reads again or has the sender fall back
+// to the ring, and reports why. buf may then hold part of the payload.
+// pollMu is held.
+func (r *inRing) takeCMA(buf, d []byte) bool {
+	addr, seq := binary.LittleEndian.Uint64(d), binary.LittleEndian.Uint32(d[8:])
+	base := seq << cmaShift
+	if !atomic.CompareAndSwapUint32(r.ctl.cma, base|cmaPosted, base|cmaReading) {
+		return false // revoked by a sender that gave up
+	}
+	if err := r.readRemote(r.p.pid, buf, addr); err != nil {
+		// The sender waits for done or refused and never revokes a
+		// descriptor that is being read, so it is still waiting.
+		atomic.StoreUint32(r.ctl.cma, base|cmaPosted)
+		return false
+	}
+	atomic.StoreUint32(r.ctl.cma, base|cmaDone)
+	r.ctl.wakeProducer()
+	return true
 }

@@ -234,3 +234,69 @@ func TestTakeServesOthers(t *testing.T) {
 		t.Fatalf("Take = %d, %q; want Took, from 1", got, buf[:h.Len])
 	}
 }
+
+// takeWhileSending calls Take on eps[0] for a frame from rank 1 and has
+// rank 1 send h, p on a goroutine of its own, started from Take's first
+// spin (while Take holds the drain lock): a payload above the eager limit
+// is read by the receiver while the Send waits. It returns Take's outcome
+// once the Send has returned, and the Send's error.
+func takeWhileSending(t *testing.T, eps []*Endpoint, buf []byte, got *transport.Header, h transport.Header, p []byte) (int, error) {
+	t.Helper()
+	sendErr := make(chan error, 1)
+	for {
+		started := false
+		res := eps[0].Take(1, 4, h.Tag, h.Type, buf, got, func() (bool, bool) {
+			if !started {
+				started = true
+				go func() { sendErr <- eps[1].Send(h, p) }() // joined below
+			}
+			return true, false
+		})
+		if started {
+			return res, <-sendErr
+		}
+	}
+}
+
+// TestTakeCMA: a payload above the eager limit, posted for cross-memory
+// attach, is read by Take straight into the receiver's buffer (the Sink
+// sees nothing); when the kernel refuses the read, Take leaves the frame
+// to the Sink, which gets it whole through the ring.
+func TestTakeCMA(t *testing.T) {
+	qs, sinks := newQuietSinks(2)
+	eps := makeEndpoints(t, t.TempDir(), sinks)
+	p := make([]byte, 3*eagerLimit)
+	for i := range p {
+		p[i] = byte(i*7 + i>>8)
+	}
+	buf := make([]byte, len(p)+100)
+	var h transport.Header
+	res, err := takeWhileSending(t, eps, buf, &h, dataFrame(1, 0, 4, 7, 3, p), p)
+	if err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if res != Took || int(h.Len) != len(p) || string(buf[:h.Len]) != string(p) {
+		t.Fatalf("Take = %d, %d bytes, equal %v; want Took, the %d-byte payload", res, h.Len, string(buf[:h.Len]) == string(p), len(p))
+	}
+	if n := len(qs[0].Frames()); n != 0 {
+		t.Fatalf("the Sink got %d frames; want none", n)
+	}
+
+	withHook(t, &processVMReadv, refuseCMA)
+	withHook(t, &processVMWritev, refuseCMA)
+	clear(buf)
+	p[0]++
+	res, err = takeWhileSending(t, eps, buf, &h, dataFrame(1, 0, 4, 8, 3, p), p)
+	if err != nil {
+		t.Fatalf("Send with cross-memory attach refused: %v", err)
+	}
+	if res != TakeNo {
+		t.Fatalf("Take with cross-memory attach refused = %d; want TakeNo", res)
+	}
+	qs[0].Wait(t, "the refused frame", func(f []transporttest.Frame, _ []transporttest.Lost) bool {
+		return transporttest.CountData(f, 1) == 1
+	})
+	if f := qs[0].Frames()[0]; f.Header.Tag != 8 || string(f.Payload) != string(p) {
+		t.Fatalf("the Sink got tag %d, %d bytes, equal %v; want tag 8 and the payload", f.Header.Tag, len(f.Payload), string(f.Payload) == string(p))
+	}
+}
