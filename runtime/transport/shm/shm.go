@@ -25,8 +25,11 @@ import (
 // Tunables; variables so that tests and benchmarks can change them.
 var (
 	// eagerLimit is the largest payload copied through the ring (capped at
-	// R/4); larger payloads use cross-memory attach.
-	eagerLimit = 8 << 10
+	// R/4); larger payloads use cross-memory attach. process_vm_readv
+	// costs about 1.8 µs for 8 KiB and 3.7 µs for 32 KiB here, the two
+	// copies through the ring much less while the two cores share a cache:
+	// see the package documentation.
+	eagerLimit = 64 << 10
 	// leaseNap is how long the reader naps, without announcing sleep, while
 	// goroutines keep calling Poll.
 	leaseNap = 100 * time.Microsecond

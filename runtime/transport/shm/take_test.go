@@ -265,7 +265,10 @@ func takeWhileSending(t *testing.T, eps []*Endpoint, buf []byte, got *transport.
 func TestTakeCMA(t *testing.T) {
 	qs, sinks := newQuietSinks(2)
 	eps := makeEndpoints(t, t.TempDir(), sinks)
-	p := make([]byte, 3*eagerLimit)
+	p := make([]byte, eagerLimit+4096) // above the eager limit, below the split copy's
+	if len(p) >= splitMin {
+		t.Fatalf("a %d-byte payload would be split; the test needs eagerLimit < splitMin-4096", len(p))
+	}
 	for i := range p {
 		p[i] = byte(i*7 + i>>8)
 	}
