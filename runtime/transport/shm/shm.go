@@ -806,11 +806,12 @@ func (e *Endpoint) waitOut(o *outRing, cond func() bool, mode int, spin time.Dur
 			// The receiver may be waiting for this very core: hand it
 			// over (every round when the host is oversubscribed, now and
 			// then once sched.SpinTime has passed otherwise: a copy of
-			// tens of KiB is done sooner, and a sched_yield that is under
-			// way when it is adds to the Send). Not runtime.Gosched: it queues this
-			// goroutine globally and wakes an idle P's thread, which then
-			// spins looking for work on the core the receiver needs (p99
-			// of a 512 KiB allreduce on 2 ranks was 2.5 ms, a time slice).
+			// tens of KiB is done sooner, and a sched_yield under way
+			// when it is adds to the Send). Not runtime.Gosched: it
+			// queues this goroutine globally and wakes an idle P's
+			// thread, which then spins looking for work on the core the
+			// receiver needs (p99 of a 512 KiB allreduce on 2 ranks was
+			// 2.5 ms, a time slice).
 			sched.Yield()
 		}
 	}
