@@ -73,7 +73,7 @@ const requestSlab = 31
 func newRequest(c *Comm, op string, peer, tag int) *request {
 	e := c.w.eng
 	var r *request
-	if e.requests.hot.Load() != nil { // a load first: most Irecvs find it empty
+	if e.requests.hot.Load() != nil { // a load first: swapping an empty slot is an atomic write for nothing
 		r = e.requests.hot.Swap(nil)
 	}
 	if r != nil {
