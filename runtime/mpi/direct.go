@@ -19,10 +19,11 @@ func (c *Comm) shmRoute(src int) *shm.Endpoint {
 	return c.w.shmRoutes[c.toWorld(src)]
 }
 
-// recvDirect is the small-message path of a blocking typed receive from one
-// rank on this host: it waits for that rank's next frame in shared memory
-// and copies it straight into b (shm.Endpoint.Take), with no request, no
-// match queue and no engine lock. It applies only while the engine is
+// recvDirect is the direct path of a blocking typed receive from one rank
+// on this host: it waits for that rank's next frame in shared memory and
+// copies it straight into b (shm.Endpoint.Take: from the ring, or below
+// 128 KiB from the sender's memory), with no request, no match queue and
+// no engine lock. It applies only while the engine is
 // quiet (nothing posted, probed or held unexpected), so it matches exactly
 // what a posted receive would have matched; anything else, an error
 // included, is left to the general path, which reports it.

@@ -114,9 +114,10 @@
 // no flags, not too long) straight into the receiver's buffer, skipping the
 // Sink: from the ring when it is inline, or with process_vm_readv from the
 // sender's memory when it is posted for cross-memory attach and smaller
-// than the split copy's threshold (128 KiB). It asks the Sink (transport.QuietSink) when
-// the frame lands, and every SpinEvery looks while it waits, whether it
-// holds anything the frame would have to be matched against first, and
+// than the split copy's threshold (128 KiB). It asks the Sink
+// (transport.QuietSink) when the frame lands, and every SpinEvery looks
+// while it waits, whether it holds anything the frame would have to be
+// matched against first, and
 // refuses every frame while it does; a refused frame stays in the ring for
 // the Sink, in order. Holding the lock while waiting costs nothing on the
 // critical path when the frame lands (no lock to take then), and the space
