@@ -117,11 +117,10 @@
 // than the split copy's threshold (128 KiB). It asks the Sink
 // (transport.QuietSink) when the frame lands, and every SpinEvery looks
 // while it waits, whether it holds anything the frame would have to be
-// matched against first, and
-// refuses every frame while it does; a refused frame stays in the ring for
-// the Sink, in order. Holding the lock while waiting costs nothing on the
-// critical path when the frame lands (no lock to take then), and the space
-// it consumes is published lazily: by the next Take that finds the ring
+// matched against first, and refuses every frame while it does; a refused
+// frame stays in the ring for the Sink, in order. Holding the lock while
+// waiting costs nothing on the critical path when the frame lands (no lock
+// to take then), and the space it consumes is published lazily: by the next Take that finds the ring
 // empty for SpinEvery looks, by any drain (drainLocked publishes what
 // Takes left first), or once a sixteenth of the ring is unpublished. A
 // producer never waits on that lag for good: it amounts to at most a
