@@ -120,11 +120,12 @@
 // matched against first, and refuses every frame while it does; a refused
 // frame stays in the ring for the Sink, in order. Holding the lock while
 // waiting costs nothing on the critical path when the frame lands (no lock
-// to take then), and the space it consumes is published lazily: by the next Take that finds the ring
-// empty for SpinEvery looks, by any drain (drainLocked publishes what
-// Takes left first), or once a sixteenth of the ring is unpublished. A
-// producer never waits on that lag for good: it amounts to at most a
-// sixteenth of the ring, and space beyond it needs a drain anyway.
+// to take then), and the space it consumes is published lazily: by the
+// next Take that finds the ring empty for SpinEvery looks, by any drain
+// (drainLocked publishes what Takes left first), or once a sixteenth of
+// the ring is unpublished. A producer never waits on that lag for good: it
+// amounts to at most a sixteenth of the ring, and space beyond it needs a
+// drain anyway.
 //
 // A look between the chores is one load, and, on an oversubscribed host,
 // one sched_yield before it, called straight from a small assembly stub
