@@ -473,7 +473,7 @@ func spaceError(dir string, n int, size int64, err error) error {
 	free := "an unknown amount of space"
 	var st unix.Statfs_t
 	if unix.Statfs(dir, &st) == nil {
-		free = mib(int64(st.Bavail) * st.Bsize)
+		free = mib(int64(st.Bavail) * int64(st.Bsize))
 	}
 	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EFBIG) || errors.Is(err, unix.EDQUOT) {
 		return fmt.Errorf("shm: %s has %s free, but this rank's segment needs %s "+
