@@ -4,9 +4,12 @@
 // [Run] resolves PROGRAM ([Resolve]; a Go package directory is compiled
 // first with [Build]), starts a rendezvous server for the job, starts
 // Config.N copies of the program with the GORUN_* environment of package
-// launcher/rendezvous, forwards their output line by line, forwards standard
-// input to rank 0, and tears the whole job down as soon as one rank fails,
-// a rank calls Abort, the timeout expires or the context is cancelled.
+// launcher/rendezvous (and glibc's rseq registration turned off through
+// GLIBC_TUNABLES, unless that sets glibc.pthread.rseq already: with more
+// ranks than cores it costs every context switch a little), forwards their
+// output line by line, forwards standard input to rank 0, and tears the
+// whole job down as soon as one rank fails, a rank calls Abort, the timeout
+// expires or the context is cancelled.
 //
 // # Endings and exit codes
 //

@@ -216,9 +216,10 @@ func TestEnvironment(t *testing.T) {
 	const n = 5
 	vars := []string{"GORUN_RANK", "GORUN_SIZE", "GORUN_LOCAL_RANK", "GORUN_LOCAL_SIZE",
 		"GORUN_HOST", "GORUN_JOB", "GORUN_RENDEZVOUS", "GORUN_TOKEN"}
-	// An inherited GORUN_RANK (gorun started from a rank) must not leak.
-	base := append(os.Environ(), "GORUN_RANK=77", "GORUN_TRANSPORT=tcp")
-	res := run(t, launcher.Config{N: n, BaseEnv: base, Args: append([]string{"env", "GORUN_TRANSPORT"}, vars...)})
+	// An inherited GORUN_RANK (gorun started from a rank) must not leak;
+	// glibc's rseq is turned off after the tunables already set.
+	base := append(os.Environ(), "GORUN_RANK=77", "GORUN_TRANSPORT=tcp", "GLIBC_TUNABLES=glibc.malloc.arena_max=2")
+	res := run(t, launcher.Config{N: n, BaseEnv: base, Args: append([]string{"env", "GORUN_TRANSPORT", "GLIBC_TUNABLES"}, vars...)})
 	if res.code != 0 {
 		t.Fatalf("code = %d; want 0\nstderr:\n%s", res.code, res.stderr)
 	}
@@ -249,6 +250,7 @@ func TestEnvironment(t *testing.T) {
 			"GORUN_HOST": host, "GORUN_TRANSPORT": "tcp",
 			"GORUN_JOB": got[0]["GORUN_JOB"], "GORUN_TOKEN": got[0]["GORUN_TOKEN"],
 			"GORUN_RENDEZVOUS": got[0]["GORUN_RENDEZVOUS"],
+			"GLIBC_TUNABLES":   "glibc.malloc.arena_max=2:glibc.pthread.rseq=0",
 		}
 		for k, v := range want {
 			if env[k] != v {
@@ -264,6 +266,31 @@ func TestEnvironment(t *testing.T) {
 	}
 	if !strings.HasPrefix(got[0]["GORUN_RENDEZVOUS"], "127.0.0.1:") {
 		t.Errorf("GORUN_RENDEZVOUS = %q; want 127.0.0.1:port", got[0]["GORUN_RENDEZVOUS"])
+	}
+}
+
+// TestRanksWithoutRseq: a rank linked with glibc (a cgo program) runs
+// without glibc's rseq registration, which it has when started directly.
+// This checks the tunable gorun sets against the real C library.
+func TestRanksWithoutRseq(t *testing.T) {
+	t.Parallel()
+	prog, err := launchertest.Build(t.TempDir(), "./testdata/rseqprog")
+	if err != nil {
+		t.Skipf("cannot build a cgo program here (no C compiler?): %v", err)
+	}
+	base := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GLIBC_TUNABLES=") })
+	direct := exec.Command(prog)
+	direct.Env = base
+	out, err := direct.Output()
+	if got := strings.TrimSpace(string(out)); err != nil || got != "rseq registered" {
+		t.Skipf("started directly, the program says %q (%v): this C library registers no rseq, nothing to turn off", got, err)
+	}
+	res := run(t, launcher.Config{N: 2, Program: prog, BaseEnv: base})
+	if res.code != 0 {
+		t.Fatalf("code = %d; want 0\nstderr:\n%s", res.code, res.stderr)
+	}
+	if got := lines(res.stdout); !slices.Equal(got, []string{"rseq free", "rseq free"}) {
+		t.Errorf("ranks say %q; want rseq free in both", got)
 	}
 }
 

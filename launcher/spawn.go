@@ -77,7 +77,7 @@ func (s localSpawner) start(spec procSpec) (p *process, err error) {
 	cmd := &exec.Cmd{
 		Path:        spec.path,
 		Args:        spec.argv,
-		Env:         spec.env,
+		Env:         withRseqOff(spec.env),
 		Dir:         spec.dir,
 		Stdout:      outW,
 		Stderr:      errW,
