@@ -17,8 +17,3 @@ look:
 done:
 	MOVQ	BX, ret+16(FP)
 	RET
-
-// func Pause()
-TEXT ·Pause(SB),NOSPLIT|NOFRAME,$0-0
-	PAUSE
-	RET

@@ -16,8 +16,3 @@ look:
 done:
 	MOVD	R2, ret+16(FP)
 	RET
-
-// func Pause()
-TEXT ·Pause(SB),NOSPLIT|NOFRAME,$0-0
-	YIELD
-	RET

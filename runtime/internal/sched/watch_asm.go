@@ -15,7 +15,3 @@ package sched
 //
 //go:noescape
 func Watch(word *uint64, n int) uint64
-
-// Pause gives the processor its spin-wait hint (see Watch), for loops of
-// looks that Watch cannot express.
-func Pause()

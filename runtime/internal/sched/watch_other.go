@@ -16,7 +16,3 @@ func Watch(word *uint64, n int) uint64 {
 	}
 	return 0
 }
-
-// Pause does nothing here; on amd64 and arm64 it gives the processor its
-// spin-wait hint (see Watch).
-func Pause() {}
