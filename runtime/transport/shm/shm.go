@@ -1223,7 +1223,6 @@ func (r *inRing) publishHead() {
 // producer streaming chunks can refill the ring meanwhile); drainRing
 // publishes the rest.
 func (e *Endpoint) drainRecords(r *inRing, max int) int {
-	le := binary.LittleEndian
 	ringBytes := r.mask + 1
 	start := r.head
 	delivered := 0
@@ -1315,8 +1314,7 @@ func (e *Endpoint) drainRecords(r *inRing, max int) int {
 				r.active, r.buf = false, nil
 			}
 		case recCMA:
-			d := r.data[pos+recHdrSize+transport.HeaderSize:]
-			addr, seq := le.Uint64(d), le.Uint32(d[8:])
+			addr, seq := cmaDescriptor(r.data[pos+recHdrSize+transport.HeaderSize:])
 			buf, deliver = e.readCMA(r, h, addr, seq)
 		default:
 			e.protocolError(r, fmt.Errorf("record type %d", typ))
@@ -1415,6 +1413,13 @@ func (b *frameBatch) finish() {
 	}
 	b.size = 0
 	b.delivered++
+}
+
+// cmaDescriptor decodes the payload's address and the sequence number from
+// d, the {addr u64, seq u32, pid u32} descriptor of a recCMA record (the
+// pid is the peer's, known from its segment).
+func cmaDescriptor(d []byte) (addr uint64, seq uint32) {
+	return binary.LittleEndian.Uint64(d), binary.LittleEndian.Uint32(d[8:])
 }
 
 // readCMA handles a cross-memory-attach descriptor: it claims it, reads the

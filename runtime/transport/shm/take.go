@@ -3,7 +3,6 @@
 package shm
 
 import (
-	"encoding/binary"
 	"sync/atomic"
 
 	"github.com/gorun-hpc/gorun/runtime/internal/sched"
@@ -111,8 +110,8 @@ func (e *Endpoint) takeLocked(r *inRing, ctx uint32, tag int32, typ uint8, buf [
 // not zero, or zero. It is Take's look, kept apart so that little is saved
 // and restored around each sched_yield. Without yield it is sched.Watch,
 // which gives the processor its spin-wait hint between looks: a loop of
-// bare loads made a small message's half round trip about 10% slower
-// (the write that ends the wait discards the loads speculated past it).
+// bare loads made a small message's half round trip 5–15% slower (the
+// write that ends the wait discards the loads speculated past it).
 //
 //go:noinline
 func watch(word *uint64, n int, yield bool) uint64 {
@@ -192,7 +191,7 @@ func (e *Endpoint) takeRecord(r *inRing, w uint64, ctx uint32, tag int32, typ ui
 // to the ring, and reports why. buf may then hold part of the payload.
 // pollMu is held.
 func (r *inRing) takeCMA(buf, d []byte) bool {
-	addr, seq := binary.LittleEndian.Uint64(d), binary.LittleEndian.Uint32(d[8:])
+	addr, seq := cmaDescriptor(d)
 	base := seq << cmaShift
 	if !atomic.CompareAndSwapUint32(r.ctl.cma, base|cmaPosted, base|cmaReading) {
 		return false // revoked by a sender that gave up
